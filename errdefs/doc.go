@@ -1,0 +1,2 @@
+// Package errdefs owns Berth's error classes and their mapping to HTTP status codes.
+package errdefs
