@@ -1,0 +1,17 @@
+// Command berthd is Berth's daemon: it owns images and containers and serves
+// the Docker Engine API.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/berth-dev/berth/daemon/command"
+)
+
+func main() {
+	if err := command.New().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "berthd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,168 @@
+// Package command is berthd's command line: flags with dockerd's names,
+// listeners, signal handling.
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/daemon"
+	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/version"
+	"github.com/spf13/cobra"
+)
+
+type options struct {
+	dataRoot, execRoot string
+	hosts              []string
+	logLevel           string
+	defaultRuntime     string
+	addRuntimes        []string
+	initPath           string
+	cgroupParent       string
+	pidFile            string
+}
+
+// New returns the berthd root command.
+func New() *cobra.Command {
+	var o options
+	cmd := &cobra.Command{
+		Use:           "berthd [OPTIONS]",
+		Short:         "Berth's container daemon, serving the Docker Engine API",
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataRoot, "data-root", "/var/lib/berth", "Root directory of persistent state")
+	f.StringVar(&o.execRoot, "exec-root", "/run/berth", "Root directory for execution state (sockets, bundles)")
+	f.StringArrayVarP(&o.hosts, "host", "H", nil, "Daemon socket(s) to listen on (default unix://<exec-root>/berth.sock)")
+	f.StringVarP(&o.logLevel, "log-level", "l", "info", `Log level ("debug"|"info"|"warn"|"error")`)
+	f.StringVar(&o.defaultRuntime, "default-runtime", "runc", "Default OCI runtime for containers")
+	f.StringArrayVar(&o.addRuntimes, "add-runtime", nil, "Register an OCI runtime as NAME=PATH")
+	f.StringVar(&o.initPath, "init-path", "", "Path to the static init binary used by --init (default: tini-static)")
+	f.StringVar(&o.cgroupParent, "cgroup-parent", "berth", "Parent cgroup for all containers")
+	f.StringVarP(&o.pidFile, "pidfile", "p", "", "Path to use for the daemon PID file (default <exec-root>/berthd.pid)")
+	return cmd
+}
+
+func run(ctx context.Context, o options) error {
+	level := slog.LevelInfo
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("invalid --log-level %q", o.logLevel)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	runtimes := map[string]string{"runc": "runc"}
+	for _, r := range o.addRuntimes {
+		name, path, ok := strings.Cut(r, "=")
+		if !ok || name == "" || path == "" {
+			return fmt.Errorf("invalid --add-runtime %q: want NAME=PATH", r)
+		}
+		runtimes[name] = path
+	}
+	dataRoot, err := filepath.Abs(o.dataRoot)
+	if err != nil {
+		return err
+	}
+	execRoot, err := filepath.Abs(o.execRoot)
+	if err != nil {
+		return err
+	}
+	if len(o.hosts) == 0 {
+		o.hosts = []string{"unix://" + filepath.Join(execRoot, "berth.sock")}
+	}
+	if o.pidFile == "" {
+		o.pidFile = filepath.Join(execRoot, "berthd.pid")
+	}
+	if err := os.MkdirAll(execRoot, 0o711); err != nil {
+		return fmt.Errorf("create exec root: %w", err)
+	}
+	if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	defer os.Remove(o.pidFile)
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := daemon.New(ctx, daemon.Config{
+		DataRoot: dataRoot, ExecRoot: execRoot, DefaultRuntime: o.defaultRuntime,
+		Runtimes: runtimes, InitPath: o.initPath, CgroupParent: o.cgroupParent,
+	})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	h, err := server.New(d)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, len(o.hosts))
+	for _, host := range o.hosts {
+		l, err := listen(host)
+		if err != nil {
+			return err
+		}
+		slog.Info("API listening", "host", host)
+		go func() { errc <- srv.Serve(l) }()
+	}
+	slog.Info("berthd started", "version", version.Version, "data-root", dataRoot, "exec-root", execRoot)
+	select {
+	case <-ctx.Done():
+		slog.Info("shutting down; containers keep running under their shims")
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdownCtx)
+	return nil
+}
+
+// listen opens unix:///path (mode 0660, a stale socket replaced) or tcp://host:port.
+func listen(host string) (net.Listener, error) {
+	proto, addr, ok := strings.Cut(host, "://")
+	if !ok {
+		return nil, fmt.Errorf("invalid -H %q: want unix:///path or tcp://host:port", host)
+	}
+	switch proto {
+	case "unix":
+		if err := os.MkdirAll(filepath.Dir(addr), 0o711); err != nil {
+			return nil, err
+		}
+		if err := os.Remove(addr); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale socket %s: %w", addr, err)
+		}
+		l, err := net.Listen("unix", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		if err := os.Chmod(addr, 0o660); err != nil {
+			l.Close()
+			return nil, err
+		}
+		return l, nil
+	case "tcp":
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("invalid -H %q: unsupported protocol %q", host, proto)
+}

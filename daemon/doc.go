@@ -1,0 +1,18 @@
+// Package daemon holds berthd's services (images, containers, runtime, events)
+// wired together by plain constructors, and implements every engine operation
+// the API server exposes.
+//
+// On disk:
+//
+//	<data-root>/                     (default /var/lib/berth)
+//	├── metadata.db                  bbolt: see package metadata
+//	├── content/blobs/sha256/<hex>   immutable blobs (package content)
+//	├── snapshots/                   overlay layers and container writable layers (package snapshot)
+//	└── containers/<id>/             <id>-json.log, hostname, hosts, resolv.conf
+//
+//	<exec-root>/                     (default /run/berth, tmpfs: gone after a reboot)
+//	├── berth.sock                   Engine API socket (0660)
+//	├── berthd.pid
+//	├── runtime/<name>/              the OCI runtime's --root
+//	└── containers/<id>/             bundle: config.json, rootfs/ (overlay mount); shim.sock, shim.pid, exit.json, shim.log
+package daemon

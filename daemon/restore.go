@@ -1,0 +1,72 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/berth-dev/berth/container"
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/shim"
+	"github.com/berth-dev/berth/snapshot"
+	api "github.com/moby/moby/api/types/container"
+)
+
+// restore re-adopts containers after a daemon restart: a live shim is
+// reconnected; an exit recorded while no daemon listened is applied now;
+// a container whose shim vanished without a record (a reboot) is marked
+// exited and brought back if its restart policy says so.
+func (d *Daemon) restore(ctx context.Context) {
+	for _, c := range d.Containers.List() {
+		c.Lock()
+		st := c.State.Status
+		if c.State.Removing {
+			c.State.Removing = false
+			logErr("save container", d.Containers.Save(c), "id", c.ID)
+		}
+		c.Unlock()
+		switch st {
+		case api.StateRunning, api.StatePaused, api.StateRestarting:
+		default:
+			continue
+		}
+		stateDir := d.bundleDir(c.ID)
+		if client, err := shim.Connect(ctx, stateDir); err == nil {
+			rt, _, rerr := d.runtimeFor(c.HostConfig.Runtime)
+			if rerr != nil {
+				client.Close()
+				continue
+			}
+			c.Lock()
+			l := d.liveOf(c)
+			l.shim, l.rt = client, rt
+			c.Unlock()
+			slog.Info("adopted running container", "id", c.ID[:12])
+			go d.monitor(c, l, client)
+			continue
+		}
+		if exit, err := shim.ReadExit(stateDir); err == nil {
+			slog.Info("container exited while berthd was down", "id", c.ID[:12], "code", exit.Code)
+			d.handleExit(c, exit)
+			continue
+		} else if !errdefs.IsNotFound(err) {
+			logErr("read exit record", err, "id", c.ID)
+		}
+		// No shim and no exit record: the host rebooted or the shim was killed.
+		c.Lock()
+		snapshot.Unmount(filepath.Join(stateDir, "rootfs"))
+		if rt, _, err := d.runtimeFor(c.HostConfig.Runtime); err == nil {
+			rt.Delete(ctx, c.ID, true)
+		}
+		c.State.SetExited(255, time.Now().UTC(), "")
+		restart := container.RestartOnBoot(c.HostConfig.RestartPolicy, &c.State)
+		logErr("save container", d.Containers.Save(c), "id", c.ID)
+		if restart {
+			if err := d.start(ctx, c); err != nil {
+				logErr("restart container on boot", err, "id", c.ID)
+			}
+		}
+		c.Unlock()
+	}
+}

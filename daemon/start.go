@@ -1,0 +1,337 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/container"
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/shim"
+	"github.com/berth-dev/berth/snapshot"
+	api "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+)
+
+// live is the runtime-only side of a container: its shim connection and the
+// rendezvous that lets attach connect before start. Guarded by the
+// container's lock.
+type live struct {
+	shim    *shim.Client
+	rt      *runtime.Runtime
+	exits   uint64        // number of exits handled since the daemon started
+	created chan struct{} // closed once the shim has created the process, before it runs
+	pending sync.WaitGroup
+	removed chan struct{}
+	restart *time.Timer
+}
+
+func (d *Daemon) liveOf(c *container.Container) *live {
+	if v, ok := d.live.Load(c.ID); ok {
+		return v.(*live)
+	}
+	l := &live{created: make(chan struct{}), removed: make(chan struct{})}
+	v, _ := d.live.LoadOrStore(c.ID, l)
+	return v.(*live)
+}
+
+// ContainerStart starts a created or exited container; 304 if it runs.
+func (d *Daemon) ContainerStart(ctx context.Context, ref string) error {
+	c, err := d.Containers.Get(ref)
+	if err != nil {
+		return err
+	}
+	c.Lock()
+	defer c.Unlock()
+	if err := c.State.CanStart(c.ID); err != nil {
+		return err
+	}
+	l := d.liveOf(c)
+	if l.restart != nil {
+		l.restart.Stop()
+		l.restart = nil
+	}
+	c.State.ManuallyStopped = false
+	return d.start(ctx, c)
+}
+
+// start runs c's process. Call with c locked.
+func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr error) {
+	ctx = context.WithoutCancel(ctx) // a client hanging up must not leave a half-started container
+	l := d.liveOf(c)
+	rt, bin, err := d.runtimeFor(c.HostConfig.Runtime)
+	if err != nil {
+		return err
+	}
+	bundle := d.bundleDir(c.ID)
+	rootfs := filepath.Join(bundle, "rootfs")
+	defer func() {
+		if retErr != nil {
+			snapshot.Unmount(rootfs)
+			code := 128
+			msg := retErr.Error()
+			switch {
+			case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+				code = 127
+			case strings.Contains(msg, "permission denied"), strings.Contains(msg, "is a directory"):
+				code = 126
+			}
+			c.State.SetStartFailed(code, msg, time.Now().UTC())
+			logErr("save container", d.Containers.Save(c), "id", c.ID)
+			c.Notify()
+		}
+	}()
+	if err := os.MkdirAll(rootfs, 0o711); err != nil {
+		return fmt.Errorf("create bundle for %s: %w", c.ID, err)
+	}
+	mounts, err := d.Snapshots.Mounts(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("writable layer of %s: %w", c.ID, err)
+	}
+	snapshot.Unmount(rootfs) // a mount left by a crash
+	if err := snapshot.MountAll(mounts, rootfs); err != nil {
+		return fmt.Errorf("mount rootfs of %s: %w", c.ID, err)
+	}
+	files, err := d.writeEtcFiles(c)
+	if err != nil {
+		return err
+	}
+	spec, err := runtime.GenerateSpec(runtime.SpecOptions{
+		ID: c.ID, Config: c.Config, HostConfig: c.HostConfig, Rootfs: rootfs,
+		HostnamePath: files.hostname, HostsPath: files.hosts, ResolvConfPath: files.resolv,
+		InitPath: d.cfg.InitPath, CgroupParent: d.cfg.CgroupParent,
+	})
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("encode OCI spec of %s: %w", c.ID, err)
+	}
+	if err := writeFileAtomic(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(bundle, "exit.json"))
+	client, err := shim.Start(ctx, shim.Options{
+		ID: c.ID, Bundle: bundle, StateDir: bundle, LogPath: d.logPath(c.ID),
+		Runtime: bin, RuntimeRoot: d.runtimeRoot(c.HostConfig.Runtime), ShimBinary: d.cfg.ShimBinary,
+		Terminal: c.Config.Tty, Stdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
+	})
+	if err != nil {
+		return errdefs.InvalidArgument("failed to create task for container: %s", err.Error())
+	}
+	l.shim, l.rt = client, rt
+	// Let clients that attached before start connect their streams first,
+	// so not one byte of output is missed.
+	close(l.created)
+	waitTimeout(&l.pending, 5*time.Second)
+	if err := client.Start(ctx); err != nil {
+		rt.Delete(ctx, c.ID, true)
+		client.Close()
+		l.shim = nil
+		l.created = make(chan struct{})
+		return errdefs.InvalidArgument("failed to start container: %s", err.Error())
+	}
+	c.State.SetRunning(client.Pid(), time.Now().UTC())
+	if err := d.Containers.Save(c); err != nil {
+		logErr("save container", err, "id", c.ID)
+	}
+	c.Notify()
+	d.containerEvent(c, events.ActionStart, nil)
+	go d.monitor(c, l, client)
+	return nil
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+// monitor waits for the process to exit and records it.
+func (d *Daemon) monitor(c *container.Container, l *live, client *shim.Client) {
+	exit, err := client.Wait(context.Background())
+	select {
+	case <-d.shutdown:
+		return // the next daemon adopts the container
+	default:
+	}
+	if err != nil {
+		logErr("wait for container", err, "id", c.ID)
+		exit = &shim.Exit{Code: 255, ExitedAt: time.Now().UTC(), Error: err.Error()}
+	}
+	client.Close()
+	d.handleExit(c, exit)
+}
+
+// handleExit records an exit, cleans the bundle and applies the restart policy.
+func (d *Daemon) handleExit(c *container.Container, exit *shim.Exit) {
+	ctx := context.Background()
+	c.Lock()
+	l := d.liveOf(c)
+	l.shim = nil
+	l.created = make(chan struct{})
+	l.exits++
+	if l.rt != nil {
+		logErr("delete runtime state", l.rt.Delete(ctx, c.ID, true), "id", c.ID)
+	}
+	logErr("unmount rootfs", snapshot.Unmount(filepath.Join(d.bundleDir(c.ID), "rootfs")), "id", c.ID)
+	lastRun := exit.ExitedAt.Sub(c.State.StartedAt)
+	c.State.SetExited(exit.Code, exit.ExitedAt.UTC(), exit.Error)
+	restart := !c.State.Removing && container.ShouldRestart(c.HostConfig.RestartPolicy, &c.State, exit.Code)
+	if restart {
+		c.State.SetRestarting()
+	}
+	logErr("save container", d.Containers.Save(c), "id", c.ID)
+	d.containerEvent(c, events.ActionDie, map[string]string{"exitCode": fmt.Sprint(exit.Code)})
+	c.Notify()
+	autoRemove := c.HostConfig.AutoRemove && !c.State.Removing
+	if restart {
+		c.State.RestartCount++
+		delay := container.Backoff(c.State.RestartCount, lastRun)
+		l.restart = time.AfterFunc(delay, func() { d.restartByPolicy(c) })
+	}
+	c.Unlock()
+	if autoRemove {
+		logErr("auto-remove container", d.ContainerRemove(ctx, c.ID, RemoveOptions{Force: true, Volumes: true}), "id", c.ID)
+	}
+}
+
+func (d *Daemon) restartByPolicy(c *container.Container) {
+	c.Lock()
+	defer c.Unlock()
+	l := d.liveOf(c)
+	l.restart = nil
+	if c.State.Status != api.StateRestarting || c.State.Removing {
+		return
+	}
+	c.State.Status = api.StateExited
+	if err := d.start(context.Background(), c); err != nil {
+		logErr("restart container", err, "id", c.ID)
+		return
+	}
+	d.containerEvent(c, events.ActionRestart, nil)
+}
+
+// writeFileAtomic writes data to path via temp file, fsync and rename.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+type etcFiles struct{ hostname, hosts, resolv string }
+
+// writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
+// /etc/resolv.conf. Without a network (loopback only) Docker's defaults apply.
+func (d *Daemon) writeEtcFiles(c *container.Container) (etcFiles, error) {
+	dir := d.containerDir(c.ID)
+	f := etcFiles{
+		hostname: filepath.Join(dir, "hostname"),
+		hosts:    filepath.Join(dir, "hosts"),
+		resolv:   filepath.Join(dir, "resolv.conf"),
+	}
+	hostname := c.Config.Hostname
+	if c.Config.Domainname != "" {
+		hostname += "." + c.Config.Domainname
+	}
+	var hosts bytes.Buffer
+	hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+	for _, h := range c.HostConfig.ExtraHosts {
+		name, ip, ok := strings.Cut(h, ":")
+		if !ok {
+			name, ip, _ = strings.Cut(h, "=")
+		}
+		fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
+	}
+	for path, data := range map[string][]byte{
+		f.hostname: []byte(hostname + "\n"),
+		f.hosts:    hosts.Bytes(),
+		f.resolv:   resolvConf(c.HostConfig.DNS, c.HostConfig.DNSSearch, c.HostConfig.DNSOptions),
+	} {
+		if err := writeFileAtomic(path, data, 0o644); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// resolvConf derives the container's resolv.conf from the host's, dropping
+// loopback nameservers the container cannot reach (Docker's rule).
+func resolvConf(dnsAddrs []netip.Addr, search, options []string) []byte {
+	var dns []string
+	for _, a := range dnsAddrs {
+		dns = append(dns, a.String())
+	}
+	var out bytes.Buffer
+	host, _ := os.ReadFile("/etc/resolv.conf")
+	var servers []string
+	for _, s := range dns {
+		servers = append(servers, s)
+	}
+	for _, line := range strings.Split(string(host), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		switch fields[0] {
+		case "nameserver":
+			if len(dns) == 0 && !strings.HasPrefix(fields[1], "127.") && fields[1] != "::1" {
+				servers = append(servers, fields[1])
+			}
+		case "search":
+			if len(search) == 0 {
+				search = fields[1:]
+			}
+		case "options":
+			if len(options) == 0 {
+				options = fields[1:]
+			}
+		}
+	}
+	if len(servers) == 0 {
+		servers = []string{"8.8.8.8", "8.8.4.4"}
+	}
+	for _, s := range servers {
+		fmt.Fprintf(&out, "nameserver %s\n", s)
+	}
+	if len(search) > 0 {
+		fmt.Fprintf(&out, "search %s\n", strings.Join(search, " "))
+	}
+	if len(options) > 0 {
+		fmt.Fprintf(&out, "options %s\n", strings.Join(options, " "))
+	}
+	return out.Bytes()
+}
