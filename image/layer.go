@@ -1,0 +1,237 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"time"
+
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/snapshot"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Compression is how a tar stream is compressed.
+type Compression int
+
+// Compressions Berth reads.
+const (
+	Uncompressed Compression = iota
+	Gzip
+	Zstd
+	Bzip2
+)
+
+var magics = []struct {
+	c     Compression
+	magic []byte
+}{
+	{Gzip, []byte{0x1f, 0x8b, 0x08}},
+	{Zstd, []byte{0x28, 0xb5, 0x2f, 0xfd}},
+	{Bzip2, []byte{0x42, 0x5a, 0x68}},
+}
+
+// Decompress sniffs r's compression and returns the uncompressed stream.
+// xz is refused with an InvalidArgument error.
+func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(6)
+	if bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}) {
+		return nil, Uncompressed, errdefs.InvalidArgument("xz-compressed archives are not supported; use gzip or zstd")
+	}
+	for _, m := range magics {
+		if !bytes.HasPrefix(head, m.magic) {
+			continue
+		}
+		switch m.c {
+		case Gzip:
+			zr, err := gzip.NewReader(br)
+			if err != nil {
+				return nil, Gzip, errdefs.InvalidArgument("read gzip stream: %w", err)
+			}
+			return zr, Gzip, nil
+		case Zstd:
+			zr, err := zstd.NewReader(br)
+			if err != nil {
+				return nil, Zstd, errdefs.InvalidArgument("read zstd stream: %w", err)
+			}
+			return zr.IOReadCloser(), Zstd, nil
+		case Bzip2:
+			return io.NopCloser(bzip2.NewReader(br)), Bzip2, nil
+		}
+	}
+	return io.NopCloser(br), Uncompressed, nil
+}
+
+// ChainID is the chain ID of a layer with diff ID diffID on top of the chain
+// parent ("" for a bottom layer), as the OCI image spec defines it.
+func ChainID(parent string, diffID digest.Digest) string {
+	if parent == "" {
+		return diffID.String()
+	}
+	return digest.FromString(parent + " " + diffID.String()).String()
+}
+
+// ChainIDs returns the chain ID of every prefix of diffIDs.
+func ChainIDs(diffIDs []digest.Digest) []string {
+	out := make([]string, len(diffIDs))
+	parent := ""
+	for i, d := range diffIDs {
+		parent = ChainID(parent, d)
+		out[i] = parent
+	}
+	return out
+}
+
+// ApplyLayer unpacks a layer tar (uncompressed, gzip or zstd; sniffed) on
+// top of the layer parent ("" for none) and returns it. The uncompressed tar
+// is kept in the content store (its digest is the diff ID). If the same
+// chain is already unpacked, the existing layer is returned and the new copy
+// dropped, so a layer is stored once however many images use it.
+func (s *Store) ApplyLayer(ctx context.Context, parent string, r io.Reader) (Layer, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.applyLayer(ctx, parent, r, nil)
+}
+
+// applyLayer is ApplyLayer under s.mu. When known is set (its diff ID is
+// already known, e.g. from a loaded config), an existing layer is reused
+// without unpacking.
+func (s *Store) applyLayer(ctx context.Context, parent string, r io.Reader, known *digest.Digest) (Layer, error) {
+	if known != nil {
+		if l, ok := s.existingLayer(ChainID(parent, *known)); ok {
+			io.Copy(io.Discard, r)
+			return l, nil
+		}
+	}
+	if parent != "" {
+		if _, ok := s.existingLayer(parent); !ok {
+			return Layer{}, errdefs.NotFound("parent layer %s: not found", parent)
+		}
+	}
+	dr, _, err := Decompress(r)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer dr.Close()
+
+	key := "extract-" + randomID()
+	if _, err := s.sn.Prepare(ctx, key, parent); err != nil {
+		return Layer{}, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			s.sn.Remove(context.WithoutCancel(ctx), key)
+		}
+	}()
+	dir, err := s.sn.UpperDir(ctx, key)
+	if err != nil {
+		return Layer{}, err
+	}
+	w, err := s.cs.Writer(ctx, "")
+	if err != nil {
+		return Layer{}, err
+	}
+	defer w.Close()
+	tee := io.TeeReader(dr, w)
+	size, err := snapshot.Apply(ctx, dir, tee)
+	if err != nil {
+		return Layer{}, err
+	}
+	// The tar's end-of-archive padding is part of the diff ID.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return Layer{}, errdefs.InvalidArgument("read layer: %w", err)
+	}
+	diffID, err := w.Commit(ctx)
+	if err != nil {
+		return Layer{}, err
+	}
+	l := Layer{
+		ChainID: ChainID(parent, diffID),
+		DiffID:  diffID,
+		Parent:  parent,
+		Blob:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: diffID, Size: w.Size()},
+		Size:    size,
+	}
+	if existing, ok := s.existingLayer(l.ChainID); ok {
+		return existing, nil
+	}
+	if err := s.sn.Commit(ctx, l.ChainID, key); err != nil {
+		if errdefs.IsConflict(err) {
+			// Another import committed the same chain meanwhile.
+			if existing, ok := s.existingLayer(l.ChainID); ok {
+				return existing, nil
+			}
+		}
+		return Layer{}, err
+	}
+	committed = true
+	s.hold(l.ChainID)
+	err = s.db.Update(func(tx *bolt.Tx) error { return putLayer(tx, &l) })
+	if err != nil {
+		return Layer{}, errdefs.System("record layer %s: %w", l.ChainID, err)
+	}
+	return l, nil
+}
+
+// existingLayer returns a recorded layer whose snapshot exists, holding it
+// against GC until an image uses it.
+func (s *Store) existingLayer(chainID string) (Layer, bool) {
+	var l *Layer
+	s.db.View(func(tx *bolt.Tx) error {
+		l, _ = getLayer(tx, chainID)
+		return nil
+	})
+	if l == nil {
+		return Layer{}, false
+	}
+	if _, err := s.sn.Stat(context.Background(), chainID); err != nil {
+		return Layer{}, false
+	}
+	s.hold(chainID)
+	return *l, true
+}
+
+// holdFor is how long an unpacked layer that no image uses yet is safe from
+// removal by another image's GC (a pull in progress).
+const holdFor = time.Hour
+
+func (s *Store) hold(chainID string) {
+	s.holdMu.Lock()
+	s.holds[chainID] = time.Now()
+	s.holdMu.Unlock()
+}
+
+func (s *Store) held(chainID string) bool {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	t, ok := s.holds[chainID]
+	if ok && time.Since(t) > holdFor {
+		delete(s.holds, chainID)
+		return false
+	}
+	return ok
+}
+
+func (s *Store) release(chainIDs ...string) {
+	s.holdMu.Lock()
+	for _, c := range chainIDs {
+		delete(s.holds, c)
+	}
+	s.holdMu.Unlock()
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,295 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/errdefs"
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+)
+
+// OCI whiteout names in layer tars.
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutMeta   = ".wh..wh."
+	whiteoutOpaque = ".wh..wh..opq"
+	// overlayOpaque marks a directory whose lower contents are hidden.
+	overlayOpaque = "trusted.overlay.opaque"
+)
+
+// Apply unpacks the uncompressed layer tar r into dir, the own directory of a
+// snapshot, converting OCI whiteouts to overlay form (a 0:0 character device
+// for a deleted entry, trusted.overlay.opaque=y for an opaque directory).
+//
+// Nothing outside dir is created or changed: paths are resolved as if dir
+// were the root (an absolute symlink or one through which a later entry is
+// written stays inside dir), entries and hard links whose paths climb out of
+// the root, and relative symlinks that point above it, are refused with an
+// InvalidArgument error. Ownership, permission bits (setuid included), device
+// numbers, xattrs, hard links and times are kept as the tar says.
+//
+// It returns the total size of the regular files written.
+func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
+	a := applier{root: dir}
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return a.size, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return a.size, errdefs.InvalidArgument("read layer tar: %w", err)
+		}
+		if err := a.entry(ctx, hdr, tr); err != nil {
+			return a.size, err
+		}
+	}
+	// Directory times last: creating entries inside changes them.
+	for i := len(a.dirs) - 1; i >= 0; i-- {
+		d := a.dirs[i]
+		setTimes(d.path, d.hdr)
+	}
+	return a.size, nil
+}
+
+type applier struct {
+	root string
+	size int64
+	dirs []struct {
+		path string
+		hdr  *tar.Header
+	}
+}
+
+// relPath cleans a tar entry name to a path relative to the root, refusing
+// one that climbs out.
+func relPath(name string) (string, error) {
+	p := filepath.Clean(strings.TrimLeft(filepath.FromSlash(name), "/"))
+	if p == ".." || strings.HasPrefix(p, "../") {
+		return "", errdefs.InvalidArgument("layer entry %q points outside the layer root", name)
+	}
+	return p, nil
+}
+
+// resolveParent returns the real directory (inside the root, symlinks
+// resolved as in a chroot) that will hold rel's last element, creating it.
+func (a *applier) resolveParent(rel string) (string, error) {
+	parent, err := securejoin.SecureJoin(a.root, filepath.Dir(rel))
+	if err != nil {
+		return "", errdefs.InvalidArgument("resolve layer entry %q: %w", rel, err)
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", errdefs.InvalidArgument("create parent of layer entry %q: %w", rel, err)
+	}
+	return parent, nil
+}
+
+func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error {
+	rel, err := relPath(hdr.Name)
+	if err != nil {
+		return err
+	}
+	base := filepath.Base(rel)
+
+	if rel == "." {
+		if hdr.Typeflag != tar.TypeDir {
+			return errdefs.InvalidArgument("layer entry %q: the root must be a directory", hdr.Name)
+		}
+		return a.meta(a.root, hdr, true)
+	}
+
+	switch {
+	case base == whiteoutOpaque:
+		parent, err := securejoin.SecureJoin(a.root, filepath.Dir(rel))
+		if err != nil {
+			return errdefs.InvalidArgument("resolve opaque whiteout %q: %w", hdr.Name, err)
+		}
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return errdefs.InvalidArgument("create opaque directory %q: %w", filepath.Dir(rel), err)
+		}
+		if err := unix.Lsetxattr(parent, overlayOpaque, []byte("y"), 0); err != nil {
+			return errdefs.System("mark %q opaque: %w", filepath.Dir(rel), err)
+		}
+		return nil
+	case strings.HasPrefix(base, whiteoutMeta):
+		// aufs hard-link bookkeeping and other metadata entries: not content.
+		return nil
+	case strings.HasPrefix(base, whiteoutPrefix):
+		name := base[len(whiteoutPrefix):]
+		if name == "" || name == "." || name == ".." {
+			return errdefs.InvalidArgument("layer entry %q: invalid whiteout", hdr.Name)
+		}
+		parent, err := a.resolveParent(rel)
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(parent, name)
+		if err := os.RemoveAll(p); err != nil {
+			return errdefs.System("apply whiteout %q: %w", hdr.Name, err)
+		}
+		if err := unix.Mknod(p, unix.S_IFCHR, 0); err != nil {
+			return errdefs.System("apply whiteout %q: %w", hdr.Name, err)
+		}
+		return nil
+	}
+
+	parent, err := a.resolveParent(rel)
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(parent, base)
+
+	// Replace what is there, unless both are directories (then merge).
+	if fi, err := os.Lstat(p); err == nil {
+		if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
+			if err := os.RemoveAll(p); err != nil {
+				return errdefs.System("replace %q: %w", rel, err)
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return errdefs.InvalidArgument("layer entry %q: %w", hdr.Name, err)
+	}
+
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return errdefs.System("create directory %q: %w", rel, err)
+		}
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return errdefs.System("create file %q: %w", rel, err)
+		}
+		n, err := io.Copy(f, ctxReader{ctx, r})
+		a.size += n
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return errdefs.InvalidArgument("write file %q: %w", rel, err)
+		}
+	case tar.TypeSymlink:
+		if !filepath.IsAbs(hdr.Linkname) {
+			t := filepath.Join(filepath.Dir(rel), hdr.Linkname)
+			if t == ".." || strings.HasPrefix(t, "../") {
+				return errdefs.InvalidArgument("layer entry %q: symlink target %q points outside the layer root", hdr.Name, hdr.Linkname)
+			}
+		}
+		if err := os.Symlink(hdr.Linkname, p); err != nil {
+			return errdefs.System("create symlink %q: %w", rel, err)
+		}
+	case tar.TypeLink:
+		lrel, err := relPath(hdr.Linkname)
+		if err != nil || lrel == "." {
+			return errdefs.InvalidArgument("layer entry %q: hard link target %q points outside the layer root", hdr.Name, hdr.Linkname)
+		}
+		lparent, err := securejoin.SecureJoin(a.root, filepath.Dir(lrel))
+		if err != nil {
+			return errdefs.InvalidArgument("resolve hard link target %q: %w", hdr.Linkname, err)
+		}
+		target := filepath.Join(lparent, filepath.Base(lrel))
+		fi, err := os.Lstat(target)
+		if err != nil {
+			return errdefs.InvalidArgument("layer entry %q: hard link target %q: %w", hdr.Name, hdr.Linkname, err)
+		}
+		if fi.IsDir() {
+			return errdefs.InvalidArgument("layer entry %q: hard link to directory %q", hdr.Name, hdr.Linkname)
+		}
+		if err := os.Link(target, p); err != nil {
+			return errdefs.System("create hard link %q: %w", rel, err)
+		}
+		// A hard link shares the target's inode: its metadata is the target's.
+		return nil
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		mode := uint32(hdr.Mode & 0o7777)
+		switch hdr.Typeflag {
+		case tar.TypeChar:
+			mode |= unix.S_IFCHR
+		case tar.TypeBlock:
+			mode |= unix.S_IFBLK
+		default:
+			mode |= unix.S_IFIFO
+		}
+		if err := unix.Mknod(p, mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
+			return errdefs.System("create device %q: %w", rel, err)
+		}
+	case tar.TypeXGlobalHeader:
+		return nil
+	default:
+		return errdefs.InvalidArgument("layer entry %q: unsupported tar type %q", hdr.Name, hdr.Typeflag)
+	}
+	return a.meta(p, hdr, false)
+}
+
+// meta applies ownership, mode, xattrs and times to p, which is never a
+// symlink followed: p's parent is resolved and p itself was just created.
+func (a *applier) meta(p string, hdr *tar.Header, isRoot bool) error {
+	if err := unix.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
+		return errdefs.System("chown %q: %w", hdr.Name, err)
+	}
+	if hdr.Typeflag != tar.TypeSymlink {
+		if err := unix.Chmod(p, uint32(hdr.Mode&0o7777)); err != nil {
+			return errdefs.System("chmod %q: %w", hdr.Name, err)
+		}
+	}
+	for k, v := range hdr.PAXRecords {
+		key, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok || strings.HasPrefix(key, "trusted.overlay.") {
+			// overlay's own attributes would change how the layer stacks.
+			continue
+		}
+		if err := unix.Lsetxattr(p, key, []byte(v), 0); err != nil {
+			if errors.Is(err, unix.ENOTSUP) || (hdr.Typeflag == tar.TypeSymlink && errors.Is(err, unix.EPERM)) {
+				continue
+			}
+			return errdefs.System("set xattr %s on %q: %w", key, hdr.Name, err)
+		}
+	}
+	if hdr.Typeflag == tar.TypeDir {
+		a.dirs = append(a.dirs, struct {
+			path string
+			hdr  *tar.Header
+		}{p, hdr})
+		return nil
+	}
+	setTimes(p, hdr)
+	return nil
+}
+
+func setTimes(p string, hdr *tar.Header) {
+	mt := hdr.ModTime
+	at := hdr.AccessTime
+	if at.IsZero() {
+		at = mt
+	}
+	if mt.IsZero() {
+		mt = time.Unix(0, 0)
+		at = mt
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
+	// Times are best effort: a filesystem that refuses them loses nothing else.
+	_ = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
