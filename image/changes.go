@@ -5,9 +5,9 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/errdefs"
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 )
 
 // ApplyChanges applies Dockerfile instructions given as `--change` values

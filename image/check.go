@@ -463,4 +463,3 @@ func (s *Store) compareLayer(ctx context.Context, l Layer, dir string) error {
 	}
 	return nil
 }
-
