@@ -1,0 +1,2 @@
+// Package formatter renders API objects as docker-compatible tables and Go templates.
+package formatter

@@ -1,0 +1,2 @@
+// Package opts turns berth's command-line flags into Engine API request types, the way docker's CLI does.
+package opts
