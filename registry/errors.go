@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/registry/storage"
+	specs "github.com/opencontainers/distribution-spec/specs-go/v1"
 )
 
 // Error is the one error type the registry renders; it becomes the OCI
@@ -15,20 +16,10 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
-	Detail  any
+	Detail  string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-type errorBody struct {
-	Errors []errorEntry `json:"errors"`
-}
-
-type errorEntry struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Detail  any    `json:"detail,omitempty"`
-}
 
 func newError(status int, code, msg string) *Error {
 	return &Error{Status: status, Code: code, Message: msg}
@@ -90,7 +81,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 			l.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 	}
-	b, _ := json.Marshal(errorBody{Errors: []errorEntry{{Code: e.Code, Message: e.Message, Detail: e.Detail}}})
+	b, _ := json.Marshal(specs.ErrorResponse{Errors: []specs.ErrorInfo{{Code: e.Code, Message: e.Message, Detail: e.Detail}}})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", itoa(int64(len(b))))
 	w.WriteHeader(e.Status)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/berth-dev/berth/registry/storage"
+	specs "github.com/opencontainers/distribution-spec/specs-go/v1"
 )
 
 // paginate applies the n and last parameters to a sorted list and sets the
@@ -63,10 +64,7 @@ func (rg *registry) tags(w http.ResponseWriter, r *http.Request, rt route) {
 		writeError(w, r, newError(http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", err.Error()))
 		return
 	}
-	writeJSON(w, r, struct {
-		Name string   `json:"name"`
-		Tags []string `json:"tags"`
-	}{rt.repo, page})
+	writeJSON(w, r, specs.TagList{Name: rt.repo, Tags: page})
 }
 
 func (rg *registry) catalog(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +77,7 @@ func (rg *registry) catalog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	visible := all[:0]
+	visible := make([]string, 0, len(all))
 	for _, repo := range all {
 		if rg.mayPull(r, repo) {
 			visible = append(visible, repo)
@@ -90,7 +88,5 @@ func (rg *registry) catalog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, newError(http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", err.Error()))
 		return
 	}
-	writeJSON(w, r, struct {
-		Repositories []string `json:"repositories"`
-	}{page})
+	writeJSON(w, r, specs.RepositoryList{Repositories: page})
 }
