@@ -172,8 +172,14 @@ func ExitStatus(errOut io.Writer, err error) int {
 func daemonMessage(err error) string {
 	msg := err.Error()
 	if client.IsErrConnectionFailed(err) {
-		msg = strings.Replace(msg, "Cannot connect to the Docker daemon", "Cannot connect to the Berth daemon", 1)
-		msg = strings.Replace(msg, "Is the docker daemon running", "Is the berth daemon running", 1)
+		host := ""
+		if _, rest, ok := strings.Cut(msg, " API at "); ok {
+			host, _, _ = strings.Cut(rest, ";")
+		}
+		if host == "" {
+			return "Cannot connect to the Berth daemon. Is the berth daemon running on this host?"
+		}
+		return fmt.Sprintf("Cannot connect to the Berth daemon at %s. Is the berth daemon running?", host)
 	}
 	return msg
 }

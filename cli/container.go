@@ -243,6 +243,8 @@ func newRmCommand(c *CLI) *cobra.Command {
 				_, err := api.ContainerRemove(cmd.Context(), n, client.ContainerRemoveOptions{Force: force, RemoveVolumes: volumes, RemoveLinks: links})
 				if err != nil {
 					if force && cerrdefs.IsNotFound(err) {
+						// docker reports it and still succeeds
+						fmt.Fprintln(c.err, daemonMessage(err))
 						continue
 					}
 					errs = append(errs, errors.New(daemonMessage(err)))
@@ -652,7 +654,7 @@ func newPortCommand(c *CLI) *cobra.Command {
 			}
 			lines, err := formatPortLines(ports, args[1:])
 			if err != nil {
-				return fmt.Errorf("%w: %s", err, args[0])
+				return fmt.Errorf("%w for %s", err, args[0])
 			}
 			for _, l := range lines {
 				fmt.Fprintln(c.out, l)
@@ -685,7 +687,7 @@ func formatPortLines(ports network.PortMap, want []string) ([]string, error) {
 		}
 		bindings, ok := ports[p]
 		if !ok || len(bindings) == 0 {
-			return nil, fmt.Errorf("Error: No public port '%s' published", p)
+			return nil, fmt.Errorf("Error: No public port '%s' published", want[0])
 		}
 		var out []string
 		for _, b := range bindings {

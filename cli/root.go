@@ -145,9 +145,10 @@ func pluralize(word string, n int) string {
 	return word + "s"
 }
 
-func argsError(cmd *cobra.Command, what string) error {
-	return fmt.Errorf("%s: '%s' %s\n\nUsage:  %s\n\nSee '%s --help' for more information",
-		binName, cmd.CommandPath(), what, cmd.UseLine(), cmd.CommandPath())
+// argsError words a wrong argument count like docker; verb is "See" for at-least checks, "Run" otherwise.
+func argsError(cmd *cobra.Command, what, verb string) error {
+	return fmt.Errorf("%s: '%s' %s\n\nUsage:  %s\n\n%s '%s --help' for more information",
+		binName, cmd.CommandPath(), what, cmd.UseLine(), verb, cmd.CommandPath())
 }
 
 func noArgs(cmd *cobra.Command, args []string) error {
@@ -155,10 +156,10 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return nil
 	}
 	if cmd.HasSubCommands() {
-		return fmt.Errorf("%s: unknown command: %s %s\n\nRun '%s --help' for more information",
-			binName, cmd.CommandPath(), args[0], cmd.CommandPath())
+		return fmt.Errorf("%s: unknown command: %s %s\n\nUsage:  %s\n\nRun '%s --help' for more information",
+			binName, cmd.CommandPath(), args[0], cmd.CommandPath(), cmd.CommandPath())
 	}
-	return argsError(cmd, "accepts no arguments")
+	return argsError(cmd, "accepts no arguments", "Run")
 }
 
 func requiresMinArgs(n int) cobra.PositionalArgs {
@@ -166,7 +167,7 @@ func requiresMinArgs(n int) cobra.PositionalArgs {
 		if len(args) >= n {
 			return nil
 		}
-		return argsError(cmd, fmt.Sprintf("requires at least %d %s", n, pluralize("argument", n)))
+		return argsError(cmd, fmt.Sprintf("requires at least %d %s", n, pluralize("argument", n)), "See")
 	}
 }
 
@@ -175,7 +176,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 		if len(args) == n {
 			return nil
 		}
-		return argsError(cmd, fmt.Sprintf("requires %d %s", n, pluralize("argument", n)))
+		return argsError(cmd, fmt.Sprintf("requires %d %s", n, pluralize("argument", n)), "Run")
 	}
 }
 
@@ -184,7 +185,7 @@ func rangeArgs(lo, hi int) cobra.PositionalArgs {
 		if len(args) >= lo && len(args) <= hi {
 			return nil
 		}
-		return argsError(cmd, fmt.Sprintf("requires at least %d and at most %d %s", lo, hi, pluralize("argument", hi)))
+		return argsError(cmd, fmt.Sprintf("requires at least %d and at most %d %s", lo, hi, pluralize("argument", hi)), "Run")
 	}
 }
 

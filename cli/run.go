@@ -220,7 +220,7 @@ func runRun(cmd *cobra.Command, c *CLI, copts *opts.ContainerOptions, ro runOpti
 	}
 	hc, cfg := cc.HostConfig, cc.Config
 	if ro.detach && len(copts.Attach) > 0 {
-		return withHelp(cmd, errors.New("conflicting options: cannot specify both --attach and --detach"), 125)
+		return errors.New("conflicting options: cannot specify both --attach and --detach")
 	}
 	if hc.AutoRemove && !hc.RestartPolicy.IsNone() {
 		return withHelp(cmd, errors.New("conflicting options: cannot specify both --restart and --rm"), 125)
