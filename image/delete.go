@@ -26,7 +26,7 @@ type RunningUsers interface {
 }
 
 func shortID(id digest.Digest) string {
-	e := id.Encoded()
+	_, e, _ := strings.Cut(string(id), ":")
 	if len(e) > 12 {
 		e = e[:12]
 	}
@@ -257,7 +257,11 @@ func isSingleReference(names []reference.Named) bool {
 }
 
 func isIDPrefix(id digest.Digest, ref string) bool {
-	return strings.HasPrefix(id.String(), ref) || strings.HasPrefix(id.Encoded(), ref)
+	_, enc, ok := strings.Cut(string(id), ":")
+	if !ok || ref == "" {
+		return false
+	}
+	return strings.HasPrefix(string(id), ref) || strings.HasPrefix(enc, ref)
 }
 
 func contains(list []string, s string) bool {

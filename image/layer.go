@@ -122,7 +122,78 @@ func (s *Store) applyLayer(ctx context.Context, parent string, r io.Reader, know
 		return Layer{}, err
 	}
 	defer dr.Close()
+	w, err := s.cs.Writer(ctx, "")
+	if err != nil {
+		return Layer{}, err
+	}
+	defer w.Close()
+	return s.unpack(ctx, parent, io.TeeReader(dr, w), func() (digest.Digest, ocispec.Descriptor, error) {
+		d, err := w.Commit(ctx)
+		return d, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: d, Size: w.Size()}, err
+	})
+}
 
+// ApplyLayerBlob unpacks a layer whose blob (uncompressed, gzip or zstd) is
+// already in the content store, e.g. a pulled or loaded one, on top of the
+// layer parent. The blob itself is the layer's blob; nothing else is stored.
+// When diffID is set, the uncompressed stream must hash to it, and a layer
+// already unpacked with that chain is reused without reading the blob.
+func (s *Store) ApplyLayerBlob(ctx context.Context, parent string, desc ocispec.Descriptor, diffID digest.Digest) (Layer, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.applyLayerBlob(ctx, parent, desc, diffID)
+}
+
+func (s *Store) applyLayerBlob(ctx context.Context, parent string, desc ocispec.Descriptor, diffID digest.Digest) (Layer, error) {
+	if diffID != "" {
+		if l, ok := s.existingLayer(ChainID(parent, diffID)); ok {
+			return l, nil
+		}
+	}
+	if parent != "" {
+		if _, ok := s.existingLayer(parent); !ok {
+			return Layer{}, errdefs.NotFound("parent layer %s: not found", parent)
+		}
+	}
+	f, err := s.cs.Open(ctx, desc.Digest)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer f.Close()
+	dr, comp, err := Decompress(f)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer dr.Close()
+	if desc.MediaType == "" {
+		switch comp {
+		case Gzip:
+			desc.MediaType = ocispec.MediaTypeImageLayerGzip
+		case Zstd:
+			desc.MediaType = ocispec.MediaTypeImageLayerZstd
+		default:
+			desc.MediaType = ocispec.MediaTypeImageLayer
+		}
+	}
+	if desc.Size == 0 {
+		if fi, err := f.Stat(); err == nil {
+			desc.Size = fi.Size()
+		}
+	}
+	desc.Annotations, desc.URLs, desc.Platform = nil, nil, nil
+	digester := digest.Canonical.Digester()
+	return s.unpack(ctx, parent, io.TeeReader(dr, digester.Hash()), func() (digest.Digest, ocispec.Descriptor, error) {
+		got := digester.Digest()
+		if diffID != "" && got != diffID {
+			return "", desc, errdefs.InvalidArgument("layer %s: content has diff ID %s, the image config says %s", desc.Digest, got, diffID)
+		}
+		return got, desc, nil
+	})
+}
+
+// unpack applies the uncompressed tar r into a new snapshot on parent;
+// finish (called once r is drained) names the diff ID and blob.
+func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, finish func() (digest.Digest, ocispec.Descriptor, error)) (Layer, error) {
 	key := "extract-" + randomID()
 	if _, err := s.sn.Prepare(ctx, key, parent); err != nil {
 		return Layer{}, err
@@ -137,37 +208,25 @@ func (s *Store) applyLayer(ctx context.Context, parent string, r io.Reader, know
 	if err != nil {
 		return Layer{}, err
 	}
-	w, err := s.cs.Writer(ctx, "")
-	if err != nil {
-		return Layer{}, err
-	}
-	defer w.Close()
-	tee := io.TeeReader(dr, w)
-	size, err := snapshot.Apply(ctx, dir, tee)
+	size, err := snapshot.Apply(ctx, dir, r)
 	if err != nil {
 		return Layer{}, err
 	}
 	// The tar's end-of-archive padding is part of the diff ID.
-	if _, err := io.Copy(io.Discard, tee); err != nil {
+	if _, err := io.Copy(io.Discard, r); err != nil {
 		return Layer{}, errdefs.InvalidArgument("read layer: %w", err)
 	}
-	diffID, err := w.Commit(ctx)
+	diffID, blob, err := finish()
 	if err != nil {
 		return Layer{}, err
 	}
-	l := Layer{
-		ChainID: ChainID(parent, diffID),
-		DiffID:  diffID,
-		Parent:  parent,
-		Blob:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: diffID, Size: w.Size()},
-		Size:    size,
-	}
+	l := Layer{ChainID: ChainID(parent, diffID), DiffID: diffID, Parent: parent, Blob: blob, Size: size}
 	if existing, ok := s.existingLayer(l.ChainID); ok {
 		return existing, nil
 	}
 	if err := s.sn.Commit(ctx, l.ChainID, key); err != nil {
 		if errdefs.IsConflict(err) {
-			// Another import committed the same chain meanwhile.
+			// Another unpack committed the same chain meanwhile.
 			if existing, ok := s.existingLayer(l.ChainID); ok {
 				return existing, nil
 			}
@@ -176,8 +235,7 @@ func (s *Store) applyLayer(ctx context.Context, parent string, r io.Reader, know
 	}
 	committed = true
 	s.hold(l.ChainID)
-	err = s.db.Update(func(tx *bolt.Tx) error { return putLayer(tx, &l) })
-	if err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) error { return putLayer(tx, &l) }); err != nil {
 		return Layer{}, errdefs.System("record layer %s: %w", l.ChainID, err)
 	}
 	return l, nil
