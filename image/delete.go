@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	apiimage "github.com/moby/moby/api/types/image"
 	"strings"
 
 	"github.com/berth-dev/berth/errdefs"
@@ -14,10 +15,7 @@ import (
 )
 
 // DeleteResponse is one line of `docker rmi` output.
-type DeleteResponse struct {
-	Untagged string `json:"Untagged,omitempty"`
-	Deleted  string `json:"Deleted,omitempty"`
-}
+type DeleteResponse = apiimage.DeleteResponse
 
 // RunningUsers may be implemented by Users to tell running containers apart
 // (they block removal even with force).

@@ -54,6 +54,7 @@ type Image struct {
 	Created     time.Time
 	Manifest    digest.Digest // the image's manifest in the content store
 	Parent      digest.Digest // image this one was committed or built from, if any
+	LastTagTime time.Time     // when a name last pointed here
 }
 
 // Layer is an unpacked layer: a committed snapshot plus the blob it came from.
@@ -309,7 +310,7 @@ func (s *Store) load(tx *bolt.Tx, id digest.Digest, names map[digest.Digest][]st
 	if err != nil {
 		return nil, errdefs.System("image %s: read config: %w", id, err)
 	}
-	img := &Image{ID: id, ChainID: r.ChainID, Size: r.Size, Manifest: r.Manifest, Parent: r.Parent, Created: r.Created}
+	img := &Image{ID: id, ChainID: r.ChainID, Size: r.Size, Manifest: r.Manifest, Parent: r.Parent, Created: r.Created, LastTagTime: r.Tagged}
 	if err := json.Unmarshal(raw, &img.Config); err != nil {
 		return nil, errdefs.System("image %s: parse config: %w", id, err)
 	}
@@ -390,3 +391,14 @@ var errStop = errors.New("stop")
 func nowUTC() time.Time { return time.Now().UTC() }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func (s *Store) walkLayers(fn func(*Layer)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(BucketLayers).ForEach(func(k, _ []byte) error {
+			if l, err := getLayer(tx, string(k)); err == nil && l != nil {
+				fn(l)
+			}
+			return nil
+		})
+	})
+}
