@@ -15,7 +15,7 @@
 //	    ├── _manifests/revisions/<alg>/<hex>/mediatype      its media type
 //	    ├── _manifests/tags/<tag>/current/link              tag -> manifest digest
 //	    ├── _referrers/<alg>/<hex>/<ralg>.<rhex>           descriptor of a manifest whose subject is <alg>:<hex>
-//	    └── _uploads/<id>/data, startedat                   uploads in progress
+//	    └── _uploads/<id>/data                              uploads in progress (mtime: last write)
 //
 // A link's content is the digest it names; its modification time is when it
 // was made, which garbage collection uses as a grace period.

@@ -60,5 +60,3 @@ func referrerPath(repo string, subject, referrer digest.Digest) string {
 func uploadDir(repo, id string) string { return path.Join(repoPath(repo), "_uploads", id) }
 
 func uploadDataPath(repo, id string) string { return path.Join(uploadDir(repo, id), "data") }
-
-func uploadStartedPath(repo, id string) string { return path.Join(uploadDir(repo, id), "startedat") }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"regexp"
 	"sync"
-	"time"
 
 	digest "github.com/opencontainers/go-digest"
 )
@@ -49,9 +48,6 @@ func (s *Store) StartUpload(ctx context.Context, repo string) (string, error) {
 		return "", fmt.Errorf("upload id for %s: %w", repo, err)
 	}
 	id := hex.EncodeToString(b[:])
-	if err := s.d.PutContent(ctx, uploadStartedPath(repo, id), []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
-		return "", err
-	}
 	w, err := s.d.Writer(ctx, uploadDataPath(repo, id), false)
 	if err != nil {
 		return "", err
