@@ -850,7 +850,7 @@ func newContainerPruneCommand(c *CLI) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !force && !c.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?") {
-				return errors.New("Error: container prune has been cancelled")
+				return nil // docker: a declined prompt is not an error
 			}
 			api, err := c.Client()
 			if err != nil {

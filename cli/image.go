@@ -325,7 +325,7 @@ func newImagePruneCommand(c *CLI) *cobra.Command {
 				warning = "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?"
 			}
 			if !force && !c.confirm(warning) {
-				return errors.New("Error: image prune has been cancelled")
+				return nil // docker: a declined prompt is not an error
 			}
 			out, err := c.pruneImages(cmd, all, filters)
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
@@ -293,16 +294,15 @@ func newDfCommand(c *CLI) *cobra.Command {
 				Type, TotalCount, Active, Size, Reclaimable string
 			}
 			mk := func(typ string, total, active, size, reclaim int64) any {
-				pct := int64(0)
+				r := &row{Type: typ, TotalCount: fmt.Sprint(total), Active: fmt.Sprint(active),
+					Size: units.HumanSize(float64(size)), Reclaimable: units.HumanSize(float64(reclaim))}
 				if size > 0 {
-					pct = reclaim * 100 / size
+					r.Reclaimable += fmt.Sprintf(" (%d%%)", reclaim*100/size)
 				}
-				return &row{Type: typ, TotalCount: fmt.Sprint(total), Active: fmt.Sprint(active),
-					Size:        units.HumanSize(float64(size)),
-					Reclaimable: fmt.Sprintf("%s (%d%%)", units.HumanSize(float64(reclaim)), pct)}
+				return r
 			}
 			rows := []any{
-				mk("Images", du.Images.TotalCount, du.Images.ActiveCount, du.Images.TotalSize, du.Images.Reclaimable),
+				mk("Images", du.Images.TotalCount, du.Images.ActiveCount, du.Images.TotalSize, imagesReclaimable(du.Images)),
 				mk("Containers", du.Containers.TotalCount, du.Containers.ActiveCount, du.Containers.TotalSize, du.Containers.Reclaimable),
 				mk("Local Volumes", du.Volumes.TotalCount, du.Volumes.ActiveCount, du.Volumes.TotalSize, du.Volumes.Reclaimable),
 				mk("Build Cache", du.BuildCache.TotalCount, du.BuildCache.ActiveCount, du.BuildCache.TotalSize, du.BuildCache.Reclaimable),
@@ -317,6 +317,21 @@ func newDfCommand(c *CLI) *cobra.Command {
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "Show detailed information on space usage")
 	cmd.Flags().StringVar(&format, "format", "", "Format output using a custom template")
 	return cmd
+}
+
+// imagesReclaimable is docker's figure: the total less what images used by containers hold alone.
+func imagesReclaimable(du client.ImagesDiskUsage) int64 {
+	if len(du.Items) == 0 {
+		return du.Reclaimable
+	}
+	var used int64
+	for _, img := range du.Items {
+		if img.Containers == 0 || img.Size == -1 || img.SharedSize == -1 {
+			continue
+		}
+		used += img.Size - img.SharedSize
+	}
+	return du.TotalSize - used
 }
 
 func newSystemPruneCommand(c *CLI) *cobra.Command {
@@ -336,9 +351,13 @@ func newSystemPruneCommand(c *CLI) *cobra.Command {
 			} else {
 				warn += "  - all dangling images\n"
 			}
-			warn += "  - unused build cache\n\nAre you sure you want to continue?"
+			if all {
+				warn += "  - all build cache\n\nAre you sure you want to continue?"
+			} else {
+				warn += "  - unused build cache\n\nAre you sure you want to continue?"
+			}
 			if !force && !c.confirm(warn) {
-				return errors.New("Error: system prune has been cancelled")
+				return nil // docker: a declined prompt is not an error
 			}
 			api, err := c.Client()
 			if err != nil {
@@ -404,6 +423,22 @@ func newSystemPruneCommand(c *CLI) *cobra.Command {
 				fmt.Fprintln(c.out)
 			}
 			total += ir.Report.SpaceReclaimed
+			br, err := api.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: all, Filters: f})
+			switch {
+			case err == nil:
+				if len(br.Report.CachesDeleted) > 0 {
+					fmt.Fprintln(c.out, "Deleted build cache objects:")
+					for _, id := range br.Report.CachesDeleted {
+						fmt.Fprintln(c.out, id)
+					}
+					fmt.Fprintln(c.out)
+				}
+				total += br.Report.SpaceReclaimed
+			case cerrdefs.IsNotFound(err) || cerrdefs.IsNotImplemented(err):
+				// a daemon without a build cache has nothing to prune
+			default:
+				return err
+			}
 			fmt.Fprintf(c.out, "Total reclaimed space: %s\n", humanSize(total))
 			return nil
 		},
