@@ -302,7 +302,8 @@ func newPsCommand(c *CLI) *cobra.Command {
 			if quiet {
 				format = formatter.QuietIDFormat
 			}
-			wantSize := size || strings.Contains(format, ".Size")
+			// like docker, ask for sizes whenever the output will show them
+			wantSize := size || strings.Contains(format, ".Size") || strings.Contains(format, "json .")
 			lo := client.ContainerListOptions{All: all, Limit: last, Size: wantSize, Filters: f}
 			if latest {
 				lo.Limit = 1

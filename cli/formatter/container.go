@@ -1,6 +1,7 @@
 package formatter
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Default table layouts, as docker's.
@@ -101,13 +103,21 @@ func (c *ContainerContext) State() string { return string(c.C.State) }
 // Ports renders published and exposed ports like docker.
 func (c *ContainerContext) Ports() string { return DisplayablePorts(c.C.Ports) }
 
+// Platform is the platform of the image the container runs, when the daemon reports it.
+func (c *ContainerContext) Platform() *ocispec.Platform {
+	if d := c.C.ImageManifestDescriptor; d != nil {
+		return d.Platform
+	}
+	return nil
+}
+
 // Size is "rw (virtual total)".
 func (c *ContainerContext) Size() string {
-	if c.C.SizeRw == 0 && c.C.SizeRootFs == 0 {
-		return "0B"
+	srw := units.HumanSizeWithPrecision(float64(c.C.SizeRw), 3)
+	if c.C.SizeRootFs > 0 {
+		return fmt.Sprintf("%s (virtual %s)", srw, units.HumanSizeWithPrecision(float64(c.C.SizeRootFs), 3))
 	}
-	return fmt.Sprintf("%s (virtual %s)", units.HumanSizeWithPrecision(float64(c.C.SizeRw), 3),
-		units.HumanSizeWithPrecision(float64(c.C.SizeRootFs), 3))
+	return srw
 }
 
 // Labels is "k=v,k2=v2".
@@ -237,3 +247,6 @@ func comparePorts(a, b container.PortSummary) bool {
 	}
 	return a.Type < b.Type
 }
+
+// MarshalJSON renders the row as its template fields, so {{json .}} prints what docker prints.
+func (c *ContainerContext) MarshalJSON() ([]byte, error) { return json.Marshal(FieldMap(c)) }

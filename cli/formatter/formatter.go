@@ -57,7 +57,7 @@ func truncate(s string, n int) string {
 func ParseTemplate(format string) (*template.Template, error) {
 	t, err := template.New("").Funcs(funcs).Parse(format)
 	if err != nil {
-		return nil, fmt.Errorf("template parsing error: %w", err)
+		return nil, fmt.Errorf("failed to parse template: %w", err)
 	}
 	return t, nil
 }
@@ -96,26 +96,36 @@ func Write(out io.Writer, format Format, headers map[string]string, rows []any) 
 	}
 	tw := tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)
 	hbuf := &bytes.Buffer{}
-	if err := tmpl.Execute(hbuf, headers); err == nil {
+	if err := tmpl.Execute(hbuf, headerRow(headers)); err == nil {
 		_, _ = tw.Write(hbuf.Bytes())
 	}
 	_, _ = tw.Write(buf.Bytes())
 	return tw.Flush()
 }
 
+// headerRow is the data a table's header line is rendered from: column titles by field name,
+// and docker's titles for the fields that take an argument.
+type headerRow map[string]string
+
+// Label titles a label column by the label's last dotted part, as docker does.
+func (h headerRow) Label(name string) string {
+	parts := strings.Split(name, ".")
+	return strings.NewReplacer("-", " ", "_", " ").Replace(parts[len(parts)-1])
+}
+
 // FieldMap turns a row context into a map of its template fields (its exported methods that take
-// no argument and return a string), which is what `--format json` prints, as docker does.
+// no argument and return one value), which is what `--format json` prints, as docker does.
 // Values that are not such contexts are returned unchanged.
 func FieldMap(row any) any {
 	v := reflect.ValueOf(row)
 	t := v.Type()
-	m := map[string]string{}
+	m := map[string]any{}
 	for i := 0; i < t.NumMethod(); i++ {
 		meth := t.Method(i)
-		if meth.Type.NumIn() != 1 || meth.Type.NumOut() != 1 || meth.Type.Out(0).Kind() != reflect.String {
+		if meth.Name == "MarshalJSON" || meth.Type.NumIn() != 1 || meth.Type.NumOut() != 1 {
 			continue
 		}
-		m[meth.Name] = v.Method(i).Call(nil)[0].String()
+		m[meth.Name] = v.Method(i).Call(nil)[0].Interface()
 	}
 	if len(m) == 0 {
 		return row

@@ -1,6 +1,7 @@
 package formatter
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -91,12 +92,6 @@ func (c *ImageContext) Containers() string {
 	}
 	return units.HumanSize(float64(c.I.Containers))
 }
-
-// Labels is "k=v,...".
-func (c *ImageContext) Labels() string { return joinLabels(c.I.Labels) }
-
-// Label is one label's value.
-func (c *ImageContext) Label(name string) string { return c.I.Labels[name] }
 
 // ImageRows expands images into one row per repository:tag (docker's `images` rows),
 // "<none>" where an image has no tag or digest.
@@ -214,3 +209,9 @@ func (c *HistoryContext) Size() string {
 
 // Comment is the layer comment.
 func (c *HistoryContext) Comment() string { return c.H.Comment }
+
+// MarshalJSON renders the row as its template fields, so {{json .}} prints what docker prints.
+func (c *ImageContext) MarshalJSON() ([]byte, error) { return json.Marshal(FieldMap(c)) }
+
+// MarshalJSON renders the row as its template fields.
+func (c *HistoryContext) MarshalJSON() ([]byte, error) { return json.Marshal(FieldMap(c)) }
