@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"flag"
@@ -49,6 +50,7 @@ func main() {
 	berth := flag.String("berth", "bin/berth-registry", "berth-registry binary")
 	dist := flag.String("distribution", "/usr/bin/docker-registry", "distribution 2.8 binary")
 	rounds := flag.Int("rounds", 3, "repetitions; the median is reported")
+	flag.StringVar(&pullClient, "pull-client", pullClient, "splice or http (see pullClient)")
 	flag.Parse()
 	if err := run(*berth, *dist, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "registry-bench:", err)
@@ -178,7 +180,53 @@ func push(c *http.Client, addr, repo string, b blob) error {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
+// pullClient is "splice" (a raw HTTP/1.1 GET whose body the kernel splices
+// to /dev/null: the instrument costs almost nothing, so the server is what is
+// measured) or "http" (net/http reading into a buffer, like a typical client).
+var pullClient = "splice"
+
 func pull(c *http.Client, addr, repo string, b blob) error {
+	if pullClient == "splice" {
+		return pullSplice(addr, "/v2/"+repo+"/blobs/"+b.dig.String(), int64(len(b.data)))
+	}
+	return pullHTTP(c, addr, repo, b)
+}
+
+var devNull = func() *os.File {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}()
+
+func pullSplice(addr, path string, want int64) error {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, addr); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 || resp.ContentLength != want {
+		return fmt.Errorf("GET %s: %d, Content-Length %d", path, resp.StatusCode, resp.ContentLength)
+	}
+	buffered := int64(br.Buffered())
+	br.Discard(int(buffered))
+	n, err := io.CopyN(devNull, conn, want-buffered) // *os.File.ReadFrom(*net.TCPConn): splice
+	if err != nil || n != want-buffered {
+		return fmt.Errorf("GET %s: body %d of %d bytes: %v", path, n+buffered, want, err)
+	}
+	return nil
+}
+
+func pullHTTP(c *http.Client, addr, repo string, b blob) error {
 	resp, err := c.Get("http://" + addr + "/v2/" + repo + "/blobs/" + b.dig.String())
 	if err != nil {
 		return err
@@ -245,7 +293,10 @@ func run(berthBin, distBin string, rounds int) error {
 		{100 << 20, 1, 8},
 		{100 << 20, 8, 16},
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}}
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: 16, DisableCompression: true,
+		WriteBufferSize: 1 << 20, ReadBufferSize: 1 << 20, // large writes: measure the server, not the client
+	}}
 	var results []result
 	for _, tc := range cases {
 		blobs := makeBlobs(tc.size, tc.count)
