@@ -1,0 +1,160 @@
+package server
+
+import (
+	"os"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// maxLine is where Docker's log copier cuts a line that has no newline yet: the piece is logged as-is, without
+// a trailing "\n", and the rest continues in the next entry.
+const maxLine = 16 * 1024
+
+// jsonLog appends Docker json-file entries to one file. Both streams of a container share it.
+type jsonLog struct {
+	mu  sync.Mutex
+	f   *os.File
+	now func() time.Time
+	err error // first write error, reported once in the shim log
+}
+
+// lineLog turns one stream's bytes into json-file entries, holding at most one incomplete line.
+type lineLog struct {
+	log     *jsonLog
+	stream  string
+	pending []byte
+	out     []byte // reused encoding buffer
+}
+
+func (l *jsonLog) stream(name string) *lineLog {
+	return &lineLog{log: l, stream: name}
+}
+
+// Write logs every complete line of p and keeps the incomplete rest, cutting it at maxLine.
+func (s *lineLog) Write(p []byte) (int, error) {
+	ts := s.log.now().UTC()
+	s.out = s.out[:0]
+	s.pending = append(s.pending, p...)
+	data := s.pending
+	for len(data) > 0 {
+		i := indexNL(data, maxLine)
+		if i < 0 {
+			if len(data) < maxLine {
+				break
+			}
+			i = maxLine - 1 // a full piece without newline
+		}
+		s.out = appendEntry(s.out, data[:i+1], s.stream, ts)
+		data = data[i+1:]
+	}
+	s.pending = append(s.pending[:0], data...)
+	return len(p), s.flush()
+}
+
+// Close logs what is left of an incomplete line.
+func (s *lineLog) Close() error {
+	s.out = s.out[:0]
+	if len(s.pending) > 0 {
+		s.out = appendEntry(s.out, s.pending, s.stream, s.log.now().UTC())
+		s.pending = s.pending[:0]
+	}
+	return s.flush()
+}
+
+func (s *lineLog) flush() error {
+	if len(s.out) == 0 {
+		return nil
+	}
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	_, err := s.log.f.Write(s.out)
+	if err != nil && s.log.err == nil {
+		s.log.err = err
+		return err
+	}
+	if cap(s.out) > 4*maxLine { // do not keep a burst's buffer
+		s.out = nil
+	}
+	return nil
+}
+
+// indexNL returns the index of the first '\n' within the first limit bytes of b, or -1.
+func indexNL(b []byte, limit int) int {
+	if len(b) > limit {
+		b = b[:limit]
+	}
+	for i, c := range b {
+		if c == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+// appendEntry appends {"log":...,"stream":...,"time":...}\n in the byte layout of Docker's json-file driver.
+func appendEntry(b, line []byte, stream string, ts time.Time) []byte {
+	b = append(b, `{"log":`...)
+	b = appendJSONString(b, line)
+	b = append(b, `,"stream":"`...)
+	b = append(b, stream...)
+	b = append(b, `","time":"`...)
+	b = ts.AppendFormat(b, time.RFC3339Nano)
+	return append(b, "\"}\n"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString quotes s exactly as encoding/json does (HTML-safe, invalid UTF-8 as U+FFFD, U+2028 and
+// U+2029 escaped), so `docker logs` decodes every entry back to the bytes the container wrote.
+func appendJSONString(b, s []byte) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

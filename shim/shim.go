@@ -1,0 +1,378 @@
+package shim
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/shim/internal/proto"
+)
+
+// Options say which container a shim monitors and how.
+type Options struct {
+	ID          string // container id (64 hex)
+	Bundle      string // OCI bundle dir: config.json written, rootfs/ already mounted by the daemon
+	StateDir    string // dir for shim.sock, shim.pid, exit.json (the daemon passes <exec-root>/containers/<id>)
+	LogPath     string // json-file log (<data-root>/containers/<id>/<id>-json.log); open O_APPEND, create 0640
+	Runtime     string // OCI runtime binary, e.g. "runc" or "/usr/sbin/runc"
+	RuntimeRoot string // value for the runtime's --root (state dir of runc), e.g. <exec-root>/runtime/runc
+	ShimBinary  string // path of the berth-shim executable to launch
+	Terminal    bool   // config.json has process.terminal=true: use --console-socket, hold the pty master
+	Stdin       bool   // OpenStdin: give the process a stdin pipe (otherwise /dev/null)
+	StdinOnce   bool   // close the process's stdin when the first attached stdin stream reaches EOF
+}
+
+// Exit is how the container's init ended, as recorded in <StateDir>/exit.json.
+type Exit struct {
+	Code     int       `json:"code"` // exit status, or 128+signal if killed by a signal
+	ExitedAt time.Time `json:"exited_at"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Client talks to one shim. It holds no connection between calls, so it is cheap to keep and safe to use
+// from several goroutines; every call dials <StateDir>/shim.sock.
+type Client struct {
+	id       string
+	stateDir string
+	pid      int
+	terminal bool
+}
+
+// maxSocketPath is the room sockaddr_un has for a path.
+const maxSocketPath = 107
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
+
+func (o *Options) validate() error {
+	switch {
+	case !validID.MatchString(o.ID):
+		return errdefs.InvalidArgument("start shim: invalid container id %q", o.ID)
+	case o.Bundle == "", o.StateDir == "", o.LogPath == "", o.RuntimeRoot == "", o.ShimBinary == "":
+		return errdefs.InvalidArgument("start shim for container %s: Bundle, StateDir, LogPath, RuntimeRoot and ShimBinary are required", o.ID)
+	case len(filepath.Join(o.StateDir, proto.ConsoleSock)) > maxSocketPath:
+		return errdefs.InvalidArgument("start shim for container %s: state dir %s is too long for a unix socket path", o.ID, o.StateDir)
+	}
+	return nil
+}
+
+// Start launches a detached berth-shim (own session, stdio on /dev/null and <StateDir>/shim.log) that runs
+// `<runtime> --root R create ...` and returns once the container is created but not started. If create
+// fails, the error carries the runtime's own message and no shim is left behind.
+//
+// While the daemon lives, the shim is its child and is reaped by a goroutine started here; after the daemon
+// dies the shim is inherited by init (or the nearest subreaper).
+func Start(ctx context.Context, o Options) (*Client, error) {
+	if o.Runtime == "" {
+		o.Runtime = "runc"
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return nil, errdefs.System("start shim for container %s: create state dir: %v", o.ID, err)
+	}
+	// A restarted container reuses its state dir: an old exit must not answer for the new run.
+	for _, f := range []string{proto.ExitFile, proto.PidFile, proto.InitPidFile} {
+		if err := os.Remove(filepath.Join(o.StateDir, f)); err != nil && !os.IsNotExist(err) {
+			return nil, errdefs.System("start shim for container %s: remove stale %s: %v", o.ID, f, err)
+		}
+	}
+	logf, err := os.OpenFile(filepath.Join(o.StateDir, proto.LogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, errdefs.System("start shim for container %s: open shim log: %v", o.ID, err)
+	}
+	defer logf.Close()
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, errdefs.System("start shim for container %s: %v", o.ID, err)
+	}
+	defer devnull.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, errdefs.System("start shim for container %s: ready pipe: %v", o.ID, err)
+	}
+	defer readyR.Close()
+
+	args := []string{filepath.Base(o.ShimBinary),
+		"-id", o.ID, "-bundle", o.Bundle, "-state-dir", o.StateDir, "-log-path", o.LogPath,
+		"-runtime", o.Runtime, "-runtime-root", o.RuntimeRoot}
+	for _, f := range []struct {
+		on   bool
+		flag string
+	}{{o.Terminal, "-terminal"}, {o.Stdin, "-stdin"}, {o.StdinOnce, "-stdin-once"}} {
+		if f.on {
+			args = append(args, f.flag)
+		}
+	}
+	proc, err := os.StartProcess(o.ShimBinary, args, &os.ProcAttr{
+		Dir:   o.StateDir,
+		Env:   shimEnv(),
+		Files: []*os.File{devnull, devnull, logf, readyW},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	readyW.Close()
+	if err != nil {
+		return nil, errdefs.System("start shim for container %s: %v", o.ID, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		proc.Wait()
+		close(exited)
+	}()
+
+	type result struct {
+		line string
+		err  error
+	}
+	rc := make(chan result, 1)
+	go func() {
+		line, err := bufio.NewReader(readyR).ReadString('\n')
+		rc <- result{strings.TrimSpace(line), err}
+	}()
+	var res result
+	select {
+	case res = <-rc:
+	case <-ctx.Done():
+		syscall.Kill(-proc.Pid, syscall.SIGKILL) // the shim leads its own process group, with the runtime in it
+		<-exited
+		return nil, fmt.Errorf("start shim for container %s: %w", o.ID, ctx.Err())
+	}
+	if pid, ok := strings.CutPrefix(res.line, "ok "); ok {
+		n, err := strconv.Atoi(pid)
+		if err == nil && n > 0 {
+			return &Client{id: o.ID, stateDir: o.StateDir, pid: n, terminal: o.Terminal}, nil
+		}
+	}
+	<-exited // a failed shim exits at once; wait so none is left behind
+	if msg, ok := strings.CutPrefix(res.line, "error "); ok {
+		return nil, errdefs.System("create container %s: %s", o.ID, msg)
+	}
+	return nil, errdefs.System("start shim for container %s: shim exited before it was ready (see %s): %s",
+		o.ID, filepath.Join(o.StateDir, proto.LogFile), lastLine(filepath.Join(o.StateDir, proto.LogFile)))
+}
+
+// shimEnv is the shim's environment: the daemon's PATH (to find the runtime) and settings that keep a
+// Go process small.
+func shimEnv() []string {
+	env := []string{"GOMAXPROCS=2", "GOGC=50"}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PATH=") || strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func lastLine(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
+
+// Connect reconnects to a living shim, e.g. after a daemon restart. When no shim answers it returns an error
+// wrapping errdefs.ErrNotFound; the daemon then reads the exit with ReadExit.
+func Connect(ctx context.Context, stateDir string) (*Client, error) {
+	c := &Client{stateDir: stateDir, id: filepath.Base(stateDir)}
+	resp, conn, _, err := c.call(ctx, proto.Request{Op: proto.OpInfo})
+	if err != nil {
+		return nil, err
+	}
+	conn.Close()
+	c.pid, c.terminal = resp.Pid, resp.Terminal
+	return c, nil
+}
+
+// ReadExit reads <stateDir>/exit.json. It returns an error wrapping errdefs.ErrNotFound if there is none yet.
+func ReadExit(stateDir string) (*Exit, error) {
+	path := filepath.Join(stateDir, proto.ExitFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, errdefs.NotFound("no exit recorded in %s", stateDir)
+		}
+		return nil, errdefs.System("read exit of container: %v", err)
+	}
+	var e Exit
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, errdefs.System("read exit of container: %s: %v", path, err)
+	}
+	return &e, nil
+}
+
+// Pid is the host pid of the container's init.
+func (c *Client) Pid() int { return c.pid }
+
+// Start runs `runtime start ID` in the shim; the error text carries the runtime's message.
+func (c *Client) Start(ctx context.Context) error {
+	_, conn, _, err := c.call(ctx, proto.Request{Op: proto.OpStart})
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// Resize sets the pty's window size. Without a tty it does nothing and returns nil.
+func (c *Client) Resize(ctx context.Context, height, width uint16) error {
+	_, conn, _, err := c.call(ctx, proto.Request{Op: proto.OpResize, Height: height, Width: width})
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// Wait blocks until the init has exited and exit.json is written, and returns the exit. When the shim is
+// already gone (or goes away while waiting) it reads exit.json instead.
+func (c *Client) Wait(ctx context.Context) (*Exit, error) {
+	resp, conn, _, err := c.call(ctx, proto.Request{Op: proto.OpWait})
+	if err == nil {
+		conn.Close()
+		if resp.Exit != nil {
+			return &Exit{Code: resp.Exit.Code, ExitedAt: resp.Exit.ExitedAt, Error: resp.Exit.Error}, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil && !errdefs.IsNotFound(err) && !errors.Is(err, errShimGone) {
+		return nil, err
+	}
+	e, rerr := ReadExit(c.stateDir)
+	if rerr != nil {
+		return nil, errdefs.System("wait for container %s: the shim is gone and recorded no exit", c.id)
+	}
+	return e, nil
+}
+
+// Close releases the client. The shim and the container go on.
+func (c *Client) Close() error { return nil }
+
+// Attach streams the container's output to stdout and stderr (nil: not wanted; with a tty all output goes to
+// stdout) and copies stdin (nil: none) into the process. Each attached client gets all output produced after
+// it attached. It returns when the output has ended (the process exited and everything was delivered) or ctx
+// is done. At stdin's EOF the shim closes the process's stdin if StdinOnce is set; output goes on until the
+// process exits. A stdin Read that never returns keeps one goroutine until it does.
+func (c *Client) Attach(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	wait, err := c.OpenAttach(ctx, stdin, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// OpenAttach is Attach in two steps: it returns once the shim has registered the client, so all output
+// produced from then on (e.g. after a Start that follows) reaches it. Streaming runs in the background from
+// that moment; the returned wait blocks until it is over and returns what Attach would.
+func (c *Client) OpenAttach(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) (wait func() error, err error) {
+	req := proto.Request{Op: proto.OpAttach, Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil}
+	_, conn, br, err := c.call(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	if stdin != nil {
+		go func() {
+			io.Copy(conn, stdin)
+			conn.(*net.UnixConn).CloseWrite()
+		}()
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer stop()
+		defer conn.Close()
+		done <- c.readOutput(ctx, br, stdout, stderr)
+	}()
+	return func() error { return <-done }, nil
+}
+
+// readOutput copies attach frames to stdout and stderr until the end frame.
+func (c *Client) readOutput(ctx context.Context, br *bufio.Reader, stdout, stderr io.Writer) error {
+	var buf []byte
+	for {
+		stream, p, err := proto.ReadFrame(br, buf)
+		buf = p
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return errdefs.System("attach to container %s: output stream broken before its end: %v", c.id, err)
+		}
+		var w io.Writer
+		switch stream {
+		case proto.StreamEnd:
+			return nil
+		case proto.StreamStdout:
+			w = stdout
+		case proto.StreamStderr:
+			w = stderr
+		}
+		if w != nil && len(p) > 0 {
+			if _, err := w.Write(p); err != nil {
+				return fmt.Errorf("attach to container %s: write output: %w", c.id, err)
+			}
+		}
+	}
+}
+
+var errShimGone = errors.New("shim gone")
+
+// call dials the shim, sends req and reads the response line. On success the connection stays open for the
+// caller (attach streams on it) and must be closed by it.
+func (c *Client) call(ctx context.Context, req proto.Request) (*proto.Response, net.Conn, *bufio.Reader, error) {
+	sock := filepath.Join(c.stateDir, proto.SocketFile)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, nil, ctx.Err()
+		}
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, nil, nil, fmt.Errorf("no shim answers on %s: %w", sock, errdefs.ErrNotFound)
+		}
+		return nil, nil, nil, errdefs.System("dial shim on %s: %v", sock, err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	b, _ := json.Marshal(req)
+	br := bufio.NewReader(conn)
+	var resp proto.Response
+	if _, err = conn.Write(append(b, '\n')); err == nil {
+		var line []byte
+		if line, err = br.ReadSlice('\n'); err == nil {
+			err = json.Unmarshal(line, &resp)
+		}
+	}
+	if err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, nil, nil, ctx.Err()
+		}
+		return nil, nil, nil, fmt.Errorf("%s of container %s: %w (%w): %v", req.Op, c.id, errShimGone, errdefs.ErrUnavailable, err)
+	}
+	if resp.Error != "" {
+		conn.Close()
+		return nil, nil, nil, responseError(req.Op, c.id, resp)
+	}
+	return &resp, conn, br, nil
+}
+
+func responseError(op, id string, r proto.Response) error {
+	switch r.Code {
+	case proto.CodeInvalid:
+		return errdefs.InvalidArgument("%s container %s: %s", op, id, r.Error)
+	case proto.CodeConflict:
+		return errdefs.Conflict("%s container %s: %s", op, id, r.Error)
+	}
+	return errdefs.System("%s container %s: %s", op, id, r.Error)
+}

@@ -1,0 +1,730 @@
+package shim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/errdefs"
+)
+
+const runtimeBin = "/usr/sbin/runc"
+
+var shimBin string // built by TestMain when running as root
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		daemonHelper()
+		return
+	}
+	code := func() int {
+		if os.Geteuid() != 0 {
+			return m.Run()
+		}
+		dir, err := os.MkdirTemp("", "berth-shim-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		shimBin = filepath.Join(dir, "berth-shim")
+		out, err := exec.Command("go", "build", "-o", shimBin, "github.com/berth-dev/berth/cmd/berth-shim").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build berth-shim: %v\n%s", err, out)
+			return 1
+		}
+		defer removeTestCgroups()
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// removeTestCgroups removes the parent cgroup the test containers used, in every hierarchy.
+func removeTestCgroups() {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth-test")
+	if d := "/sys/fs/cgroup/berth-test"; exists(d) {
+		dirs = append(dirs, d)
+	}
+	for _, d := range dirs {
+		os.Remove(d)
+	}
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (runc, namespaces, cgroups)")
+	}
+	for _, p := range []string{runtimeBin, "/usr/bin/busybox"} {
+		if !exists(p) {
+			t.Skipf("needs %s", p)
+		}
+	}
+}
+
+type testContainer struct {
+	opts   Options
+	rootfs string
+}
+
+type bundleOpt func(*specs.Spec, *Options)
+
+func withTerminal(s *specs.Spec, o *Options) { s.Process.Terminal, o.Terminal = true, true }
+func withStdinOnce(s *specs.Spec, o *Options) { o.Stdin, o.StdinOnce = true, true }
+
+// newContainer writes a bundle (busybox rootfs, runtime-spec config) and returns Options for it. Everything
+// it makes is removed by t.Cleanup, including runtime state left by a failing test.
+func newContainer(t testing.TB, args []string, opts ...bundleOpt) *testContainer {
+	t.Helper()
+	needRoot(t)
+	base, err := os.MkdirTemp("", "bs") // short: socket paths live under it
+	if err != nil {
+		t.Fatal(err)
+	}
+	idb := make([]byte, 32)
+	rand.Read(idb)
+	id := hex.EncodeToString(idb)
+	o := Options{
+		ID:          id,
+		Bundle:      filepath.Join(base, "bundle"),
+		StateDir:    filepath.Join(base, "state"),
+		LogPath:     filepath.Join(base, "ctr-json.log"),
+		Runtime:     runtimeBin,
+		RuntimeRoot: filepath.Join(base, "runc"),
+		ShimBinary:  shimBin,
+	}
+	t.Cleanup(func() {
+		exec.Command(runtimeBin, "--root", o.RuntimeRoot, "delete", "--force", id).Run()
+		if b, err := os.ReadFile(filepath.Join(o.StateDir, "shim.pid")); err == nil {
+			if pid, _ := strconv.Atoi(string(b)); pid > 0 && processAlive(pid) {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+		os.RemoveAll(base)
+	})
+	rootfs := filepath.Join(o.Bundle, "rootfs")
+	if err := os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"proc", "dev", "tmp", "etc"} {
+		os.MkdirAll(filepath.Join(rootfs, d), 0o755)
+	}
+	bb, err := os.ReadFile("/usr/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"sh", "echo", "cat", "sleep", "true", "seq", "stty", "printf", "head", "yes", "test", "["} {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := &specs.Spec{
+		Version:  specs.Version,
+		Hostname: "shimtest",
+		Root:     &specs.Root{Path: "rootfs"},
+		Process: &specs.Process{
+			Args: args,
+			Env:  []string{"PATH=/bin", "TERM=xterm"},
+			Cwd:  "/",
+			Rlimits: []specs.POSIXRlimit{
+				{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024},
+			},
+		},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: "/berth-test/" + id,
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.IPCNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.NetworkNamespace},
+			},
+		},
+	}
+	for _, f := range opts {
+		f(spec, &o)
+	}
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(o.Bundle, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &testContainer{opts: o, rootfs: rootfs}
+}
+
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// the state field follows the command in parentheses; Z is a zombie
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+// start starts a shim for tc and registers cleanup that waits for its exit.
+func (tc *testContainer) start(t testing.TB) *Client {
+	t.Helper()
+	c, err := Start(context.Background(), tc.opts)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// release makes a container blocked in waitForGo carry on.
+func (tc *testContainer) release(t testing.TB) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(tc.rootfs, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitForGo is a shell fragment that blocks until the test calls release.
+const waitForGo = `while [ ! -e /go ]; do sleep 0.01; done; `
+
+type logEntry struct {
+	Log    string `json:"log"`
+	Stream string `json:"stream"`
+	Time   string `json:"time"`
+}
+
+func readLog(t testing.TB, path string) []logEntry {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []logEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e logEntry
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&e); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, e.Time); err != nil || !strings.HasSuffix(e.Time, "Z") {
+			t.Fatalf("log line %q: time is not RFC3339Nano UTC: %v", sc.Text(), err)
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func streamText(entries []logEntry, stream string) string {
+	var b strings.Builder
+	for _, e := range entries {
+		if e.Stream == stream {
+			b.WriteString(e.Log)
+		}
+	}
+	return b.String()
+}
+
+func wait(t testing.TB, c *Client) *Exit {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	return e
+}
+
+func TestLogJSONFile(t *testing.T) {
+	tc := newContainer(t, []string{"sh", "-c", `echo out1; echo err1 >&2; echo "<q\"\\>"; printf partial`})
+	c := tc.start(t)
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatalf("Client.Start: %v", err)
+	}
+	if e := wait(t, c); e.Code != 0 {
+		t.Fatalf("exit code %d, want 0", e.Code)
+	}
+	entries := readLog(t, tc.opts.LogPath)
+	want := []logEntry{
+		{Log: "out1\n", Stream: "stdout"},
+		{Log: "<q\"\\>\n", Stream: "stdout"},
+		{Log: "partial", Stream: "stdout"},
+	}
+	var stdout []logEntry
+	for _, e := range entries {
+		if e.Stream == "stdout" {
+			stdout = append(stdout, logEntry{Log: e.Log, Stream: e.Stream})
+		}
+	}
+	if fmt.Sprint(stdout) != fmt.Sprint(want) {
+		t.Errorf("stdout entries %q, want %q", stdout, want)
+	}
+	if got := streamText(entries, "stderr"); got != "err1\n" {
+		t.Errorf("stderr %q, want %q", got, "err1\n")
+	}
+	raw, _ := os.ReadFile(tc.opts.LogPath)
+	if !bytes.Contains(raw, []byte(`{"log":"\u003cq\"\\\u003e\n","stream":"stdout","time":"`)) {
+		t.Errorf("log is not in Docker's byte layout:\n%s", raw)
+	}
+	if fi, err := os.Stat(tc.opts.LogPath); err != nil || fi.Mode().Perm()&0o077 != 0o040 && fi.Mode().Perm() != 0o640 {
+		t.Errorf("log mode %v, want 0640", fi.Mode().Perm())
+	}
+	// The shim is gone: Connect says not found, the exit stays readable.
+	if _, err := Connect(context.Background(), tc.opts.StateDir); !errdefs.IsNotFound(err) {
+		t.Errorf("Connect after exit: %v, want not found", err)
+	}
+	if e, err := ReadExit(tc.opts.StateDir); err != nil || e.Code != 0 || e.ExitedAt.IsZero() {
+		t.Errorf("ReadExit: %+v, %v", e, err)
+	}
+	if e := wait(t, c); e.Code != 0 {
+		t.Errorf("Wait after the shim is gone: code %d", e.Code)
+	}
+}
+
+func TestAttachBeforeStart(t *testing.T) {
+	tc := newContainer(t, []string{"sh", "-c", `seq 1 3000; echo done >&2; seq 1 5 >&2`})
+	c := tc.start(t)
+	ctx := context.Background()
+	type result struct {
+		out, err bytes.Buffer
+		wait     func() error
+	}
+	clients := make([]*result, 3)
+	for i := range clients {
+		r := &result{}
+		var err error
+		stderr := io.Writer(&r.err)
+		if i == 2 {
+			stderr = nil // this one only wants stdout
+		}
+		if r.wait, err = c.OpenAttach(ctx, nil, &r.out, stderr); err != nil {
+			t.Fatalf("OpenAttach: %v", err)
+		}
+		clients[i] = r
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("Client.Start: %v", err)
+	}
+	var wantOut strings.Builder
+	for i := 1; i <= 3000; i++ {
+		fmt.Fprintf(&wantOut, "%d\n", i)
+	}
+	wantErr := "done\n1\n2\n3\n4\n5\n"
+	for i, r := range clients {
+		if err := r.wait(); err != nil {
+			t.Fatalf("client %d: attach: %v", i, err)
+		}
+		if r.out.String() != wantOut.String() {
+			t.Errorf("client %d: stdout has %d bytes, want %d", i, r.out.Len(), wantOut.Len())
+		}
+		want := wantErr
+		if i == 2 {
+			want = ""
+		}
+		if r.err.String() != want {
+			t.Errorf("client %d: stderr %q, want %q", i, r.err.String(), want)
+		}
+	}
+	if e := wait(t, c); e.Code != 0 {
+		t.Errorf("exit code %d", e.Code)
+	}
+	entries := readLog(t, tc.opts.LogPath)
+	if got := streamText(entries, "stdout"); got != wantOut.String() {
+		t.Errorf("log stdout has %d bytes, want %d", len(got), wantOut.Len())
+	}
+	if got := streamText(entries, "stderr"); got != wantErr {
+		t.Errorf("log stderr %q, want %q", got, wantErr)
+	}
+	// Attaching after the output ended returns at once with nothing.
+	var late bytes.Buffer
+	if err := c.Attach(ctx, nil, &late, nil); err == nil && late.Len() != 0 {
+		t.Errorf("late attach got %q", late.String())
+	}
+}
+
+func TestStdinOnce(t *testing.T) {
+	tc := newContainer(t, []string{"sh", "-c", "cat; echo after-eof"}, withStdinOnce)
+	c := tc.start(t)
+	ctx := context.Background()
+	in := strings.Repeat("hello stdin\n", 10000) // larger than a pipe buffer
+	var out bytes.Buffer
+	attachWait, err := c.OpenAttach(ctx, strings.NewReader(in), &out, nil)
+	if err != nil {
+		t.Fatalf("OpenAttach: %v", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("Client.Start: %v", err)
+	}
+	if err := attachWait(); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if want := in + "after-eof\n"; out.String() != want {
+		t.Errorf("echoed %d bytes, want %d", out.Len(), len(want))
+	}
+	if e := wait(t, c); e.Code != 0 {
+		t.Errorf("exit code %d", e.Code)
+	}
+}
+
+func TestNoStdin(t *testing.T) {
+	// Without Stdin the process reads /dev/null; a client's stdin is ignored.
+	tc := newContainer(t, []string{"sh", "-c", "cat; echo eof"})
+	c := tc.start(t)
+	var out bytes.Buffer
+	attachWait, err := c.OpenAttach(context.Background(), strings.NewReader("ignored\n"), &out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := attachWait(); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "eof\n" {
+		t.Errorf("output %q, want %q", out.String(), "eof\n")
+	}
+}
+
+func TestTerminal(t *testing.T) {
+	tc := newContainer(t, []string{"sh", "-c", `[ -t 0 ] && [ -t 1 ] && echo is-a-tty; stty size; echo err >&2; read line; echo "got $line"`},
+		withTerminal, withStdinOnce)
+	c := tc.start(t)
+	ctx := context.Background()
+	if err := c.Resize(ctx, 40, 123); err != nil {
+		t.Fatalf("Resize: %v", err)
+	}
+	pr, pw := io.Pipe()
+	var out bytes.Buffer
+	attachWait, err := c.OpenAttach(ctx, pr, &out, &out)
+	if err != nil {
+		t.Fatalf("OpenAttach: %v", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("Client.Start: %v", err)
+	}
+	pw.Write([]byte("typed\n"))
+	if err := attachWait(); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	pw.Close()
+	got := strings.ReplaceAll(out.String(), "\r\n", "\n")
+	for _, want := range []string{"is-a-tty\n", "40 123\n", "err\n", "got typed\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("tty output %q lacks %q", got, want)
+		}
+	}
+	if e := wait(t, c); e.Code != 0 {
+		t.Errorf("exit code %d", e.Code)
+	}
+	entries := readLog(t, tc.opts.LogPath)
+	if s := streamText(entries, "stderr"); s != "" {
+		t.Errorf("tty log has stderr entries: %q", s)
+	}
+	if s := streamText(entries, "stdout"); !strings.Contains(s, "40 123\r\n") {
+		t.Errorf("tty log stdout %q lacks the size", s)
+	}
+}
+
+func TestResizeWithoutTerminal(t *testing.T) {
+	tc := newContainer(t, []string{"true"})
+	c := tc.start(t)
+	if err := c.Resize(context.Background(), 10, 10); err != nil {
+		t.Errorf("Resize without tty: %v", err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c)
+}
+
+func TestExitCodes(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		kill bool
+		want int
+	}{
+		{"true", []string{"true"}, false, 0},
+		{"exit 3", []string{"sh", "-c", "exit 3"}, false, 3},
+		{"killed", []string{"sleep", "1000"}, true, 128 + 9},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := newContainer(t, tt.args)
+			c := tc.start(t)
+			if c.Pid() <= 0 || !processAlive(c.Pid()) {
+				t.Fatalf("Pid %d is not a living process", c.Pid())
+			}
+			if err := c.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if tt.kill {
+				out, err := exec.Command(runtimeBin, "--root", tc.opts.RuntimeRoot, "kill", tc.opts.ID, "KILL").CombinedOutput()
+				if err != nil {
+					t.Fatalf("runc kill: %v: %s", err, out)
+				}
+			}
+			e := wait(t, c)
+			if e.Code != tt.want {
+				t.Errorf("exit code %d, want %d", e.Code, tt.want)
+			}
+			if r, err := ReadExit(tc.opts.StateDir); err != nil || r.Code != tt.want {
+				t.Errorf("ReadExit: %+v, %v", r, err)
+			}
+		})
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	tc := newContainer(t, []string{"nope"})
+	_, err := Start(context.Background(), tc.opts)
+	if err == nil {
+		t.Fatal("Start of a missing executable succeeded")
+	}
+	if want := `exec: "nope": executable file not found in $PATH`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q lacks the runtime's message %q", err, want)
+	}
+	if !errors.Is(err, errdefs.ErrSystem) {
+		t.Errorf("error %v has no errdefs class", err)
+	}
+	// No shim left behind: no socket, nothing answers, no runtime state.
+	if _, err := Connect(context.Background(), tc.opts.StateDir); !errdefs.IsNotFound(err) {
+		t.Errorf("Connect after failed Start: %v, want not found", err)
+	}
+	if exists(filepath.Join(tc.opts.StateDir, "shim.sock")) {
+		t.Error("shim.sock left behind")
+	}
+	if exists(filepath.Join(tc.opts.RuntimeRoot, tc.opts.ID)) {
+		t.Error("runtime state left behind")
+	}
+
+	bad := tc.opts
+	bad.ID = "../x"
+	if _, err := Start(context.Background(), bad); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("Start with id %q: %v, want invalid argument", bad.ID, err)
+	}
+	bad = tc.opts
+	bad.StateDir = "/tmp/" + strings.Repeat("x", 120)
+	if _, err := Start(context.Background(), bad); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("Start with a long state dir: %v, want invalid argument", err)
+	}
+}
+
+func TestStartTwice(t *testing.T) {
+	tc := newContainer(t, []string{"sh", "-c", waitForGo})
+	c := tc.start(t)
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "cannot start") {
+		t.Errorf("second Start: %v, want the runtime's refusal", err)
+	}
+	tc.release(t)
+	wait(t, c)
+}
+
+// TestReconnect closes the client while the container runs (the daemon going away) and reconnects: nothing
+// the container wrote meanwhile is lost, and Wait still reports the exit.
+func TestReconnect(t *testing.T) {
+	tc := newContainer(t, []string{"sh", "-c", `echo before; ` + waitForGo + `seq 1 2000; exit 7`})
+	c := tc.start(t)
+	pid := c.Pid()
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c2, err := Connect(context.Background(), tc.opts.StateDir)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	if c2.Pid() != pid {
+		t.Errorf("reconnected Pid %d, want %d", c2.Pid(), pid)
+	}
+	tc.release(t)
+	if e := wait(t, c2); e.Code != 7 {
+		t.Errorf("exit code %d, want 7", e.Code)
+	}
+	checkSeqLog(t, tc.opts.LogPath, 2000)
+}
+
+func checkSeqLog(t *testing.T, path string, n int) {
+	t.Helper()
+	var want strings.Builder
+	want.WriteString("before\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&want, "%d\n", i)
+	}
+	if got := streamText(readLog(t, path), "stdout"); got != want.String() {
+		t.Errorf("log stdout has %d bytes, want %d", len(got), want.Len())
+	}
+}
+
+const helperEnv = "BERTH_SHIM_TEST_DAEMON"
+
+// daemonHelper plays a daemon in a child process: it starts the container, says "started <shim pid>" and
+// waits to be killed.
+func daemonHelper() {
+	var o Options
+	if err := json.Unmarshal([]byte(os.Getenv(helperEnv)), &o); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	c, err := Start(context.Background(), o)
+	if err == nil {
+		err = c.Start(context.Background())
+	}
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	b, _ := os.ReadFile(filepath.Join(o.StateDir, "shim.pid"))
+	fmt.Printf("started %s\n", b)
+	select {}
+}
+
+// TestDaemonKilled kills -9 the process that started the shim, then reconnects from another one.
+func TestDaemonKilled(t *testing.T) {
+	tc := newContainer(t, []string{"sh", "-c", `echo before; ` + waitForGo + `seq 1 2000; exit 7`})
+	// Orphaned shims come to this process, which then reaps them.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+
+	b, _ := json.Marshal(tc.opts)
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), helperEnv+"="+string(b))
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper.Stderr = os.Stderr
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	helper.Process.Kill()
+	helper.Wait()
+	shimPid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "started ")))
+	if err != nil {
+		t.Fatalf("helper said %q", line)
+	}
+	t.Cleanup(func() {
+		var ws unix.WaitStatus
+		unix.Wait4(shimPid, &ws, 0, nil)
+	})
+	if !processAlive(shimPid) {
+		t.Fatalf("shim %d died with its daemon", shimPid)
+	}
+
+	c, err := Connect(context.Background(), tc.opts.StateDir)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	var out bytes.Buffer
+	attachWait, err := c.OpenAttach(context.Background(), nil, &out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.release(t)
+	if err := attachWait(); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	var want strings.Builder
+	for i := 1; i <= 2000; i++ {
+		fmt.Fprintf(&want, "%d\n", i)
+	}
+	if out.String() != want.String() {
+		t.Errorf("attached output has %d bytes, want %d", out.Len(), want.Len())
+	}
+	if e := wait(t, c); e.Code != 7 {
+		t.Errorf("exit code %d, want 7", e.Code)
+	}
+	checkSeqLog(t, tc.opts.LogPath, 2000)
+}
+
+// TestShimRSS measures the resident memory of a shim holding a running container.
+func TestShimRSS(t *testing.T) {
+	tc := newContainer(t, []string{"sh", "-c", `seq 1 20000; ` + waitForGo})
+	c := tc.start(t)
+	out := &countWriter{want: len(seqText(20000)), done: make(chan struct{})}
+	attachWait, err := c.OpenAttach(context.Background(), nil, out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-out.done // the output went through, so the shim has done real work
+	b, _ := os.ReadFile(filepath.Join(tc.opts.StateDir, "shim.pid"))
+	status, err := os.ReadFile("/proc/" + string(b) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rssKB int
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			rssKB, _ = strconv.Atoi(strings.Fields(l)[1])
+		}
+	}
+	t.Logf("shim VmRSS: %d kB", rssKB)
+	if rssKB == 0 || rssKB > 5*1024 {
+		t.Errorf("shim VmRSS %d kB, want at most 5 MiB", rssKB)
+	}
+	tc.release(t)
+	attachWait()
+	wait(t, c)
+}
+
+// countWriter closes done once want bytes were written.
+type countWriter struct {
+	n, want int
+	done    chan struct{}
+}
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	if w.n >= w.want && w.n-len(p) < w.want {
+		close(w.done)
+	}
+	return len(p), nil
+}
+
+func seqText(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "%d\n", i)
+	}
+	return b.String()
+}
