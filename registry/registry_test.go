@@ -1,9 +1,11 @@
 package registry_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -183,5 +185,37 @@ func TestChunkedUpload(t *testing.T) {
 func TestNewNeedsStorage(t *testing.T) {
 	if _, err := registry.New(); err == nil {
 		t.Fatal("New() without storage succeeded")
+	}
+}
+
+func TestAccessLog(t *testing.T) {
+	var buf bytes.Buffer
+	store, err := storage.New(inmemory.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := registry.New(registry.WithStore(store), registry.WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v2/a/b/tags/list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var line struct {
+		Msg, Method, Path string
+		Status            int
+		Bytes             int64
+		Remote            string
+		DurationMS        float64 `json:"duration_ms"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &line); err != nil {
+		t.Fatalf("access log is not one JSON line: %q: %v", buf.String(), err)
+	}
+	if line.Msg != "access" || line.Method != "GET" || line.Path != "/v2/a/b/tags/list" || line.Status != 404 || line.Bytes == 0 || line.Remote == "" {
+		t.Fatalf("access log line %+v", line)
 	}
 }

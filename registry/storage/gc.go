@@ -183,6 +183,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 				rep.UploadsPurged++
 				if !opts.DryRun {
 					s.d.Delete(ctx, u)
+					s.dropState(repo, path.Base(u))
 				}
 			}
 		}
