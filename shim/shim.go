@@ -163,10 +163,10 @@ func Start(ctx context.Context, o Options) (*Client, error) {
 		o.ID, filepath.Join(o.StateDir, proto.LogFile), lastLine(filepath.Join(o.StateDir, proto.LogFile)))
 }
 
-// shimEnv is the shim's environment: the daemon's PATH (to find the runtime) and settings that keep a
-// Go process small.
+// shimEnv is the shim's environment: the daemon's PATH and XDG_RUNTIME_DIR (for the runtime), nothing else,
+// so no GODEBUG or GOGC meant for the daemon reaches it.
 func shimEnv() []string {
-	env := []string{"GOMAXPROCS=2", "GOGC=50"}
+	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "PATH=") || strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") {
 			env = append(env, kv)
@@ -185,12 +185,23 @@ func lastLine(path string) string {
 // wrapping errdefs.ErrNotFound; the daemon then reads the exit with ReadExit.
 func Connect(ctx context.Context, stateDir string) (*Client, error) {
 	c := &Client{stateDir: stateDir, id: filepath.Base(stateDir)}
-	resp, conn, _, err := c.call(ctx, proto.Request{Op: proto.OpInfo})
+	resp, conn, _, err := c.call(ctx, proto.OpInfo)
 	if err != nil {
 		return nil, err
 	}
 	conn.Close()
-	c.pid, c.terminal = resp.Pid, resp.Terminal
+	for _, kv := range strings.Fields(resp) {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "pid":
+			c.pid, _ = strconv.Atoi(v)
+		case "terminal":
+			c.terminal = v == "1"
+		}
+	}
+	if c.pid <= 0 {
+		return nil, errdefs.System("connect to shim in %s: bad info answer %q", stateDir, resp)
+	}
 	return c, nil
 }
 
@@ -216,7 +227,7 @@ func (c *Client) Pid() int { return c.pid }
 
 // Start runs `runtime start ID` in the shim; the error text carries the runtime's message.
 func (c *Client) Start(ctx context.Context) error {
-	_, conn, _, err := c.call(ctx, proto.Request{Op: proto.OpStart})
+	_, conn, _, err := c.call(ctx, proto.OpStart)
 	if err != nil {
 		return err
 	}
@@ -225,7 +236,7 @@ func (c *Client) Start(ctx context.Context) error {
 
 // Resize sets the pty's window size. Without a tty it does nothing and returns nil.
 func (c *Client) Resize(ctx context.Context, height, width uint16) error {
-	_, conn, _, err := c.call(ctx, proto.Request{Op: proto.OpResize, Height: height, Width: width})
+	_, conn, _, err := c.call(ctx, fmt.Sprintf("%s %d %d", proto.OpResize, height, width))
 	if err != nil {
 		return err
 	}
@@ -235,11 +246,12 @@ func (c *Client) Resize(ctx context.Context, height, width uint16) error {
 // Wait blocks until the init has exited and exit.json is written, and returns the exit. When the shim is
 // already gone (or goes away while waiting) it reads exit.json instead.
 func (c *Client) Wait(ctx context.Context) (*Exit, error) {
-	resp, conn, _, err := c.call(ctx, proto.Request{Op: proto.OpWait})
+	resp, conn, _, err := c.call(ctx, proto.OpWait)
 	if err == nil {
 		conn.Close()
-		if resp.Exit != nil {
-			return &Exit{Code: resp.Exit.Code, ExitedAt: resp.Exit.ExitedAt, Error: resp.Exit.Error}, nil
+		var e Exit
+		if jerr := json.Unmarshal([]byte(resp), &e); jerr == nil {
+			return &e, nil
 		}
 	}
 	if ctx.Err() != nil {
@@ -275,7 +287,15 @@ func (c *Client) Attach(ctx context.Context, stdin io.Reader, stdout, stderr io.
 // produced from then on (e.g. after a Start that follows) reaches it. Streaming runs in the background from
 // that moment; the returned wait blocks until it is over and returns what Attach would.
 func (c *Client) OpenAttach(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) (wait func() error, err error) {
-	req := proto.Request{Op: proto.OpAttach, Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil}
+	req := proto.OpAttach
+	for _, w := range []struct {
+		on   bool
+		name string
+	}{{stdin != nil, "stdin"}, {stdout != nil, "stdout"}, {stderr != nil, "stderr"}} {
+		if w.on {
+			req += " " + w.name
+		}
+	}
 	_, conn, br, err := c.call(ctx, req)
 	if err != nil {
 		return nil, err
@@ -327,52 +347,55 @@ func (c *Client) readOutput(ctx context.Context, br *bufio.Reader, stdout, stder
 
 var errShimGone = errors.New("shim gone")
 
-// call dials the shim, sends req and reads the response line. On success the connection stays open for the
-// caller (attach streams on it) and must be closed by it.
-func (c *Client) call(ctx context.Context, req proto.Request) (*proto.Response, net.Conn, *bufio.Reader, error) {
+// call dials the shim, sends the request line and reads the answer. On success it returns what follows "ok"
+// and the open connection, which the caller must close (attach streams on it).
+func (c *Client) call(ctx context.Context, req string) (string, net.Conn, *bufio.Reader, error) {
 	sock := filepath.Join(c.stateDir, proto.SocketFile)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, nil, ctx.Err()
+			return "", nil, nil, ctx.Err()
 		}
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, nil, nil, fmt.Errorf("no shim answers on %s: %w", sock, errdefs.ErrNotFound)
+			return "", nil, nil, fmt.Errorf("no shim answers on %s: %w", sock, errdefs.ErrNotFound)
 		}
-		return nil, nil, nil, errdefs.System("dial shim on %s: %v", sock, err)
+		return "", nil, nil, errdefs.System("dial shim on %s: %v", sock, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	b, _ := json.Marshal(req)
+	op, _, _ := strings.Cut(req, " ")
 	br := bufio.NewReader(conn)
-	var resp proto.Response
-	if _, err = conn.Write(append(b, '\n')); err == nil {
-		var line []byte
-		if line, err = br.ReadSlice('\n'); err == nil {
-			err = json.Unmarshal(line, &resp)
-		}
+	var line string
+	if _, err = io.WriteString(conn, req+"\n"); err == nil {
+		line, err = br.ReadString('\n')
 	}
 	if err != nil {
 		conn.Close()
 		if ctx.Err() != nil {
-			return nil, nil, nil, ctx.Err()
+			return "", nil, nil, ctx.Err()
 		}
-		return nil, nil, nil, fmt.Errorf("%s of container %s: %w (%w): %v", req.Op, c.id, errShimGone, errdefs.ErrUnavailable, err)
+		return "", nil, nil, fmt.Errorf("%s container %s: %w (%w): %v", op, c.id, errShimGone, errdefs.ErrUnavailable, err)
 	}
-	if resp.Error != "" {
+	line = strings.TrimSuffix(line, "\n")
+	if rest, ok := strings.CutPrefix(line, "error "); ok {
 		conn.Close()
-		return nil, nil, nil, responseError(req.Op, c.id, resp)
+		code, msg, _ := strings.Cut(rest, " ")
+		return "", nil, nil, answerError(op, c.id, code, msg)
 	}
-	return &resp, conn, br, nil
+	if line != "ok" && !strings.HasPrefix(line, "ok ") {
+		conn.Close()
+		return "", nil, nil, errdefs.System("%s container %s: bad answer from shim: %q", op, c.id, line)
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(line, "ok"), " "), conn, br, nil
 }
 
-func responseError(op, id string, r proto.Response) error {
-	switch r.Code {
+func answerError(op, id, code, msg string) error {
+	switch code {
 	case proto.CodeInvalid:
-		return errdefs.InvalidArgument("%s container %s: %s", op, id, r.Error)
+		return errdefs.InvalidArgument("%s container %s: %s", op, id, msg)
 	case proto.CodeConflict:
-		return errdefs.Conflict("%s container %s: %s", op, id, r.Error)
+		return errdefs.Conflict("%s container %s: %s", op, id, msg)
 	}
-	return errdefs.System("%s container %s: %s", op, id, r.Error)
+	return errdefs.System("%s container %s: %s", op, id, msg)
 }

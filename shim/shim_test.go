@@ -44,7 +44,14 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		shimBin = filepath.Join(dir, "berth-shim")
-		out, err := exec.Command("go", "build", "-o", shimBin, "github.com/berth-dev/berth/cmd/berth-shim").CombinedOutput()
+		// Built as the Makefile builds it (static, no cgo), or with the race detector when BERTH_SHIM_RACE=1.
+		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", shimBin, "github.com/berth-dev/berth/cmd/berth-shim")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if os.Getenv("BERTH_SHIM_RACE") == "1" {
+			build = exec.Command("go", "build", "-race", "-o", shimBin, "github.com/berth-dev/berth/cmd/berth-shim")
+			build.Env = append(os.Environ(), "CGO_ENABLED=1")
+		}
+		out, err := build.CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build berth-shim: %v\n%s", err, out)
 			return 1
@@ -87,7 +94,7 @@ type testContainer struct {
 
 type bundleOpt func(*specs.Spec, *Options)
 
-func withTerminal(s *specs.Spec, o *Options) { s.Process.Terminal, o.Terminal = true, true }
+func withTerminal(s *specs.Spec, o *Options)  { s.Process.Terminal, o.Terminal = true, true }
 func withStdinOnce(s *specs.Spec, o *Options) { o.Stdin, o.StdinOnce = true, true }
 
 // newContainer writes a bundle (busybox rootfs, runtime-spec config) and returns Options for it. Everything
@@ -112,6 +119,10 @@ func newContainer(t testing.TB, args []string, opts ...bundleOpt) *testContainer
 		ShimBinary:  shimBin,
 	}
 	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(o.StateDir, "shim.log")); err == nil &&
+			(bytes.Contains(b, []byte("DATA RACE")) || bytes.Contains(b, []byte("panic:"))) {
+			t.Errorf("shim.log:\n%s", b)
+		}
 		exec.Command(runtimeBin, "--root", o.RuntimeRoot, "delete", "--force", id).Run()
 		if b, err := os.ReadFile(filepath.Join(o.StateDir, "shim.pid")); err == nil {
 			if pid, _ := strconv.Atoi(string(b)); pid > 0 && processAlive(pid) {
@@ -676,6 +687,9 @@ func TestDaemonKilled(t *testing.T) {
 
 // TestShimRSS measures the resident memory of a shim holding a running container.
 func TestShimRSS(t *testing.T) {
+	if os.Getenv("BERTH_SHIM_RACE") == "1" {
+		t.Skip("a race-detector build is larger by design")
+	}
 	tc := newContainer(t, []string{"sh", "-c", `seq 1 20000; ` + waitForGo})
 	c := tc.start(t)
 	out := &countWriter{want: len(seqText(20000)), done: make(chan struct{})}
@@ -697,8 +711,16 @@ func TestShimRSS(t *testing.T) {
 		if strings.HasPrefix(l, "VmRSS:") {
 			rssKB, _ = strconv.Atoi(strings.Fields(l)[1])
 		}
+		if strings.HasPrefix(l, "Rss") || strings.HasPrefix(l, "VmRSS") {
+			t.Log(l)
+		}
 	}
-	t.Logf("shim VmRSS: %d kB", rssKB)
+	if os.Getenv("BERTH_SHIM_SMAPS") != "" {
+		smaps, _ := os.ReadFile("/proc/" + string(b) + "/smaps_rollup")
+		t.Logf("%s", smaps)
+		smaps, _ = os.ReadFile("/proc/" + string(b) + "/smaps")
+		os.WriteFile(os.Getenv("BERTH_SHIM_SMAPS"), smaps, 0o644)
+	}
 	if rssKB == 0 || rssKB > 5*1024 {
 		t.Errorf("shim VmRSS %d kB, want at most 5 MiB", rssKB)
 	}

@@ -1,11 +1,12 @@
 // Command berth-shim is the per-container monitor that berthd starts through package shim; it is not meant
-// to be run by hand. It imports only the standard library, x/sys and shim/server to stay small in memory.
+// to be run by hand. To stay within a few MiB of memory it imports only small standard packages, x/sys and
+// shim/server (not flag, fmt, net, os/exec or encoding/json).
 package main
 
 import (
-	"flag"
-	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
 
 	"github.com/berth-dev/berth/shim/server"
 )
@@ -13,28 +14,62 @@ import (
 // readyFd is the pipe on which the shim reports "ok <pid>" or "error <message>" to the daemon.
 const readyFd = 3
 
+const usage = `usage: berth-shim -id ID -bundle DIR -state-dir DIR -log-path FILE -runtime-root DIR
+       [-runtime BIN] [-terminal] [-stdin] [-stdin-once]   (started by berthd, with a ready pipe on fd 3)
+`
+
+// Memory tuning, each unless the environment sets it: a shim's live heap is a few hundred KiB, so a small
+// GC target and a soft limit (which makes the runtime hand freed pages back at once) keep its RSS near that.
+const (
+	gcPercent   = 25
+	memoryLimit = 3 << 20
+	maxProcs    = 2
+)
+
 func main() {
-	var cfg server.Config
-	flag.StringVar(&cfg.ID, "id", "", "container id")
-	flag.StringVar(&cfg.Bundle, "bundle", "", "OCI bundle directory")
-	flag.StringVar(&cfg.StateDir, "state-dir", "", "directory for shim.sock, shim.pid, exit.json")
-	flag.StringVar(&cfg.LogPath, "log-path", "", "json-file log of the container")
-	flag.StringVar(&cfg.Runtime, "runtime", "runc", "OCI runtime binary")
-	flag.StringVar(&cfg.RuntimeRoot, "runtime-root", "", "the runtime's --root")
-	flag.BoolVar(&cfg.Terminal, "terminal", false, "the process has a tty")
-	flag.BoolVar(&cfg.Stdin, "stdin", false, "give the process a stdin pipe")
-	flag.BoolVar(&cfg.StdinOnce, "stdin-once", false, "close the stdin pipe at the first attached EOF")
-	flag.Parse()
-	if cfg.ID == "" || cfg.Bundle == "" || cfg.StateDir == "" || cfg.LogPath == "" || cfg.RuntimeRoot == "" {
-		fmt.Fprintln(os.Stderr, "berth-shim: -id, -bundle, -state-dir, -log-path and -runtime-root are required")
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) > maxProcs {
+		runtime.GOMAXPROCS(maxProcs)
+	}
+	cfg, ok := parseArgs(os.Args[1:])
+	if !ok {
+		os.Stderr.WriteString(usage)
 		os.Exit(2)
 	}
 	ready := os.NewFile(readyFd, "ready")
-	if ready == nil {
-		fmt.Fprintln(os.Stderr, "berth-shim: no ready pipe on fd 3")
+	if _, err := ready.Stat(); err != nil {
+		os.Stderr.WriteString("berth-shim: no ready pipe on fd 3\n")
 		os.Exit(2)
 	}
 	if err := server.Run(cfg, ready); err != nil {
 		os.Exit(1)
 	}
+}
+
+func parseArgs(args []string) (server.Config, bool) {
+	cfg := server.Config{Runtime: "runc"}
+	strs := map[string]*string{
+		"-id": &cfg.ID, "-bundle": &cfg.Bundle, "-state-dir": &cfg.StateDir, "-log-path": &cfg.LogPath,
+		"-runtime": &cfg.Runtime, "-runtime-root": &cfg.RuntimeRoot,
+	}
+	bools := map[string]*bool{"-terminal": &cfg.Terminal, "-stdin": &cfg.Stdin, "-stdin-once": &cfg.StdinOnce}
+	for i := 0; i < len(args); i++ {
+		if p, ok := strs[args[i]]; ok && i+1 < len(args) {
+			*p = args[i+1]
+			i++
+			continue
+		}
+		if p, ok := bools[args[i]]; ok {
+			*p = true
+			continue
+		}
+		return cfg, false
+	}
+	ok := cfg.ID != "" && cfg.Bundle != "" && cfg.StateDir != "" && cfg.LogPath != "" && cfg.RuntimeRoot != "" && cfg.Runtime != ""
+	return cfg, ok
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"os"
-	"os/exec"
 	"os/signal"
 	"sync"
 
@@ -60,16 +59,18 @@ func (r *reaper) reap() {
 	}
 }
 
-// start starts cmd and returns a channel that receives its wait status. The lock is held across the fork so
-// the reaper cannot collect the child before it is registered.
-func (r *reaper) start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
+// start starts a process and returns a channel that receives its wait status. The lock is held across the
+// fork so the reaper cannot collect the child before it is registered.
+func (r *reaper) start(path string, argv []string, attr *os.ProcAttr) (<-chan unix.WaitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := cmd.Start(); err != nil {
+	p, err := os.StartProcess(path, argv, attr)
+	if err != nil {
 		return nil, err
 	}
 	ch := make(chan unix.WaitStatus, 1)
-	r.waiters[cmd.Process.Pid] = ch
+	r.waiters[p.Pid] = ch
+	p.Release() // the reaper, not os.Process, waits for it
 	return ch, nil
 }
 

@@ -3,15 +3,10 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"log"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,7 +39,7 @@ const shutdownTimeout = 5 * time.Second
 
 type shim struct {
 	cfg    Config
-	log    *log.Logger
+	log    *logger
 	reaper *reaper
 	hub    *hub
 
@@ -56,72 +51,76 @@ type shim struct {
 	stdin   *os.File // write end of the container's stdin pipe; nil when closed or not wanted
 	master  *os.File // pty master (tty mode)
 
-	exited chan struct{} // closed once exit.json is written
-	exit   proto.Exit
+	exited   chan struct{} // closed once exit.json is written
+	exitJSON []byte
 
 	hmu      sync.Mutex
 	closing  bool // no new handlers once set
 	handlers sync.WaitGroup
-	ln       net.Listener
+	ln       *os.File
 }
 
 // Run is the whole life of a shim: create the container, report on ready (one line, "ok <pid>" or
 // "error <message>", then closed), serve clients until the init has exited, record the exit, clean up.
 func Run(cfg Config, ready io.WriteCloser) error {
-	lg := log.New(os.Stderr, "berth-shim "+short(cfg.ID)+" ", log.LstdFlags|log.Lmicroseconds|log.LUTC)
-	s := &shim{cfg: cfg, log: lg, hub: newHub(), exited: make(chan struct{})}
-
-	ln, err := s.create()
-	if err != nil {
-		fmt.Fprintf(ready, "error %s\n", oneLine(err.Error()))
+	s := &shim{cfg: cfg, log: newLogger(cfg.ID), hub: newHub(), exited: make(chan struct{})}
+	if err := s.create(); err != nil {
+		io.WriteString(ready, "error "+oneLine(err.Error())+"\n")
 		ready.Close()
-		lg.Printf("create failed: %v", err)
+		s.log.printf("create failed: ", err.Error())
 		return err
 	}
-	fmt.Fprintf(ready, "ok %d\n", s.initPid)
+	io.WriteString(ready, "ok "+strconv.Itoa(s.initPid)+"\n")
 	ready.Close()
 
-	s.ln = ln
-	go s.serve(ln)
+	go s.serve()
 	s.waitExit()
 	return nil
 }
 
-// create starts the runtime's create and returns the listening control socket once the container is created.
+func (s *shim) path(name string) string { return s.cfg.StateDir + "/" + name }
+
+// create runs the runtime's create and leaves the shim listening on its socket once the container is created.
 // On failure nothing is left: no runtime state, no socket.
-func (s *shim) create() (net.Listener, error) {
+func (s *shim) create() error {
 	cfg := s.cfg
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("become child subreaper: %w", err)
+		return errors.New("become child subreaper: " + err.Error())
 	}
-	ignoreSignals()
+	// Keep alive through what a dying terminal or daemon could send.
+	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT)
 	s.reaper = newReaper()
+	if !strings.Contains(cfg.Runtime, "/") {
+		p, err := lookPath(cfg.Runtime)
+		if err != nil {
+			return err
+		}
+		s.cfg.Runtime = p
+		cfg.Runtime = p
+	}
 
-	logFile, err := os.OpenFile(cfg.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o640)
+	logFile, err := os.OpenFile(cfg.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("open container log: %w", err)
+		return errors.New("open container log: " + err.Error())
 	}
 	jl := &jsonLog{f: logFile, now: time.Now}
 
-	sock := filepath.Join(cfg.StateDir, proto.SocketFile)
+	sock := s.path(proto.SocketFile)
 	os.Remove(sock)
-	old := unix.Umask(0o077)
-	ln, err := net.Listen("unix", sock)
-	unix.Umask(old)
-	if err != nil {
+	if s.ln, err = listenUnix(sock); err != nil {
 		logFile.Close()
-		return nil, fmt.Errorf("listen on %s: %w", sock, err)
+		return err
 	}
-	fail := func(err error) (net.Listener, error) {
-		ln.Close()
+	fail := func(err error) error {
+		s.ln.Close()
 		os.Remove(sock)
 		logFile.Close()
-		return nil, err
+		return err
 	}
 
-	runtimeLog := filepath.Join(cfg.StateDir, proto.RuntimeLog)
+	runtimeLog := s.path(proto.RuntimeLog)
 	os.Remove(runtimeLog)
-	pidFile := filepath.Join(cfg.StateDir, proto.InitPidFile)
+	pidFile := s.path(proto.InitPidFile)
 	os.Remove(pidFile)
 	args := []string{"create", "--bundle", cfg.Bundle, "--pid-file", pidFile}
 
@@ -131,69 +130,65 @@ func (s *shim) create() (net.Listener, error) {
 	}
 	defer devnull.Close()
 	var (
-		childEnds   []*os.File // closed once the runtime has passed them on
-		stdoutR     *os.File
-		stderrR     *os.File
-		consoleLn   *net.UnixListener
-		masterCh    chan masterResult
-		stdinR      = devnull
-		stdoutW     = devnull
-		stderrW     = devnull
-		consolePath = filepath.Join(cfg.StateDir, proto.ConsoleSock)
+		childEnds []*os.File // closed once the runtime has passed them on
+		stderrR   *os.File
+		consoleLn *os.File
+		masterCh  chan masterResult
+		stdio     = []*os.File{devnull, devnull, devnull}
+		console   = s.path(proto.ConsoleSock)
 	)
-	closeChildEnds := func() {
+	closeAll := func() {
 		for _, f := range childEnds {
 			f.Close()
 		}
 		childEnds = nil
+		s.closeOutputs()
+		s.closeStdin()
 	}
 	if cfg.Terminal {
-		os.Remove(consolePath)
-		consoleLn, err = net.ListenUnix("unix", &net.UnixAddr{Name: consolePath, Net: "unix"})
-		if err != nil {
-			return fail(fmt.Errorf("listen on console socket: %w", err))
+		os.Remove(console)
+		if consoleLn, err = listenUnix(console); err != nil {
+			return fail(errors.New("console socket: " + err.Error()))
 		}
-		defer os.Remove(consolePath)
+		defer os.Remove(console)
 		defer consoleLn.Close()
 		masterCh = make(chan masterResult, 1)
 		go func() { masterCh <- receiveMaster(consoleLn) }()
-		args = append(args, "--console-socket", consolePath)
+		args = append(args, "--console-socket", console)
 	} else {
-		if stdoutR, stdoutW, err = os.Pipe(); err != nil {
-			return fail(err)
+		for i := 1; i <= 2; i++ {
+			r, w, err := os.Pipe()
+			if err != nil {
+				closeAll()
+				return fail(err)
+			}
+			stdio[i] = w
+			childEnds = append(childEnds, w)
+			s.outputs = append(s.outputs, r)
 		}
-		if stderrR, stderrW, err = os.Pipe(); err != nil {
-			stdoutR.Close()
-			stdoutW.Close()
-			return fail(err)
-		}
-		childEnds = append(childEnds, stdoutW, stderrW)
-		s.outputs = []*os.File{stdoutR, stderrR}
+		stderrR = s.outputs[1]
 		if cfg.Stdin {
 			r, w, err := os.Pipe()
 			if err != nil {
-				closeChildEnds()
-				s.closeOutputs()
+				closeAll()
 				return fail(err)
 			}
-			stdinR, s.stdin = r, w
+			stdio[0], s.stdin = r, w
 			childEnds = append(childEnds, r)
 		}
 	}
 	args = append(args, cfg.ID)
 
-	cmd := s.runtime(args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, stderrW
-	ch, err := s.reaper.start(cmd)
+	ch, err := s.runtimeStart(stdio, args...)
 	if err != nil {
-		closeChildEnds()
-		s.closeOutputs()
-		s.closeStdin()
-		return fail(fmt.Errorf("run %s create: %w", cfg.Runtime, err))
+		closeAll()
+		return fail(errors.New("run " + cfg.Runtime + " create: " + err.Error()))
 	}
 	ws := <-ch
-	cmd.Process.Release()
-	closeChildEnds()
+	for _, f := range childEnds {
+		f.Close()
+	}
+	childEnds = nil
 	if cfg.Terminal {
 		consoleLn.Close() // unblocks the receiver if the runtime never connected
 	}
@@ -203,10 +198,9 @@ func (s *shim) create() (net.Listener, error) {
 			msg = drainMessage(stderrR)
 		}
 		if msg == "" {
-			msg = fmt.Sprintf("exit status %d", exitCode(ws))
+			msg = cfg.Runtime + " create: exit status " + strconv.Itoa(exitCode(ws))
 		}
-		s.closeOutputs()
-		s.closeStdin()
+		closeAll()
 		if cfg.Terminal {
 			if m := <-masterCh; m.f != nil {
 				m.f.Close()
@@ -214,21 +208,20 @@ func (s *shim) create() (net.Listener, error) {
 		}
 		// The runtime removes what it made when create fails; delete anyway so no state can linger.
 		s.runRuntime("delete", "--force", cfg.ID)
-		return fail(fmt.Errorf("%s", msg))
+		return fail(errors.New(msg))
 	}
 
 	pid, err := readPid(pidFile)
 	if err == nil && cfg.Terminal {
 		m := <-masterCh
 		if m.err != nil {
-			err = fmt.Errorf("receive the pty master: %w", m.err)
+			err = m.err
 		} else {
 			s.master, s.outputs = m.f, []*os.File{m.f}
 		}
 	}
 	if err != nil {
-		s.closeOutputs()
-		s.closeStdin()
+		closeAll()
 		s.runRuntime("delete", "--force", cfg.ID)
 		return fail(err)
 	}
@@ -242,20 +235,20 @@ func (s *shim) create() (net.Listener, error) {
 	go func() {
 		s.copied.Wait()
 		if jl.err != nil {
-			s.log.Printf("writing the container log failed: %v", jl.err)
+			s.log.printf("writing the container log failed: ", jl.err.Error())
 		}
 		logFile.Close()
 	}()
-	if err := writeFileAtomic(filepath.Join(cfg.StateDir, proto.PidFile), []byte(strconv.Itoa(os.Getpid()))); err != nil {
-		s.log.Printf("write %s: %v", proto.PidFile, err)
+	if err := writeFileAtomic(s.path(proto.PidFile), []byte(strconv.Itoa(os.Getpid()))); err != nil {
+		s.log.printf("write ", proto.PidFile, ": ", err.Error())
 	}
-	return ln, nil
+	return nil
 }
 
 // copyOutput copies one output stream into the log and to the attached clients until it ends.
 func (s *shim) copyOutput(f *os.File, stream byte, lw *lineLog) {
 	defer s.copied.Done()
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 16<<10)
 	for {
 		n, err := f.Read(buf)
 		if n > 0 {
@@ -265,7 +258,7 @@ func (s *shim) copyOutput(f *os.File, stream byte, lw *lineLog) {
 		if err != nil {
 			// EIO is how a pty master reports that the last slave fd closed.
 			if err != io.EOF && !errors.Is(err, unix.EIO) && !errors.Is(err, os.ErrClosed) {
-				s.log.Printf("read container output: %v", err)
+				s.log.printf("read container output: ", err.Error())
 			}
 			break
 		}
@@ -273,7 +266,8 @@ func (s *shim) copyOutput(f *os.File, stream byte, lw *lineLog) {
 	lw.Close()
 }
 
-// waitExit waits for the init, drains its output and records the exit.
+// waitExit waits for the init, drains its output, deletes the runtime's container, records the exit, answers
+// the waiters and stops serving.
 func (s *shim) waitExit() {
 	ws := <-s.reaper.wait(s.initPid)
 	exitedAt := time.Now().UTC()
@@ -284,26 +278,26 @@ func (s *shim) waitExit() {
 	select {
 	case <-drained:
 	case <-time.After(drainTimeout):
-		s.log.Printf("output still open %s after the init exited; closing it", drainTimeout)
+		s.log.printf("output still open ", drainTimeout.String(), " after the init exited; closing it")
 		s.closeOutputs()
 		<-drained
 	}
 	s.closeOutputs()
 	s.hub.end()
 
+	// Delete before answering: a daemon told of the exit may create the same id again at once.
 	if out, err := s.runRuntime("delete", "--force", s.cfg.ID); err != nil {
-		s.log.Printf("%s delete: %v: %s", s.cfg.Runtime, err, out)
+		s.log.printf("delete: ", err.Error(), ": ", out)
 	}
 
-	s.exit = proto.Exit{Code: exitCode(ws), ExitedAt: exitedAt}
-	b, _ := json.Marshal(s.exit)
-	if err := writeFileAtomic(filepath.Join(s.cfg.StateDir, proto.ExitFile), b); err != nil {
-		s.log.Printf("write %s: %v", proto.ExitFile, err)
+	s.exitJSON = exitJSON(exitCode(ws), exitedAt, "")
+	if err := writeFileAtomic(s.path(proto.ExitFile), s.exitJSON); err != nil {
+		s.log.printf("write ", proto.ExitFile, ": ", err.Error())
 	}
 	close(s.exited)
 
 	// Stop taking clients: one that comes now finds no socket and reads exit.json instead.
-	os.Remove(filepath.Join(s.cfg.StateDir, proto.SocketFile))
+	os.Remove(s.path(proto.SocketFile))
 	s.hmu.Lock()
 	s.closing = true
 	s.hmu.Unlock()
@@ -314,8 +308,22 @@ func (s *shim) waitExit() {
 	select {
 	case <-done:
 	case <-time.After(shutdownTimeout):
-		s.log.Printf("clients still connected %s after the exit; leaving", shutdownTimeout)
+		s.log.printf("clients still connected ", shutdownTimeout.String(), " after the exit; leaving")
 	}
+}
+
+// exitJSON encodes exit.json as encoding/json would encode shim.Exit.
+func exitJSON(code int, at time.Time, msg string) []byte {
+	b := []byte(`{"code":`)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, `,"exited_at":"`...)
+	b = at.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if msg != "" {
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, []byte(msg))
+	}
+	return append(b, '}')
 }
 
 func (s *shim) closeOutputs() {
@@ -333,168 +341,12 @@ func (s *shim) closeStdin() {
 	}
 }
 
-// runtime builds a runtime command. Its own logs go to runtime.log as JSON, where create's errors are read.
-func (s *shim) runtime(args ...string) *exec.Cmd {
-	full := append([]string{
-		"--root", s.cfg.RuntimeRoot,
-		"--log", filepath.Join(s.cfg.StateDir, proto.RuntimeLog),
-		"--log-format", "json",
-	}, args...)
-	cmd := exec.Command(s.cfg.Runtime, full...)
-	cmd.Dir = s.cfg.StateDir
-	return cmd
-}
-
-// runRuntime runs a runtime command whose stdio is not the container's and returns its error output.
-func (s *shim) runRuntime(args ...string) (string, error) {
-	cmd := s.runtime(args...)
-	r, w, err := os.Pipe()
-	if err != nil {
-		return "", err
-	}
-	cmd.Stdout, cmd.Stderr = w, w
-	ch, err := s.reaper.start(cmd)
-	w.Close()
-	if err != nil {
-		r.Close()
-		return "", err
-	}
-	out, _ := io.ReadAll(io.LimitReader(r, 64<<10))
-	r.Close()
-	ws := <-ch
-	cmd.Process.Release()
-	msg := strings.TrimSpace(string(out))
-	if ws != 0 {
-		if m := runtimeError(filepath.Join(s.cfg.StateDir, proto.RuntimeLog)); msg == "" {
-			msg = m
-		}
-		return msg, fmt.Errorf("%s %s: exit status %d", s.cfg.Runtime, args[0], exitCode(ws))
-	}
-	return msg, nil
-}
-
-// runtimeError returns the last error a runtime wrote to its JSON log (runc: {"level":"error","msg":...}).
-func runtimeError(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	var msg string
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		var e struct{ Level, Msg string }
-		if json.Unmarshal(line, &e) == nil && (e.Level == "error" || e.Level == "fatal") && e.Msg != "" {
-			msg = e.Msg
-		}
-	}
-	return msg
-}
-
-// drainMessage reads what a failed runtime left on the container's stderr pipe, without waiting long.
-func drainMessage(f *os.File) string {
-	f.SetReadDeadline(time.Now().Add(time.Second))
-	b, _ := io.ReadAll(io.LimitReader(f, 8<<10))
-	return strings.TrimSpace(string(b))
-}
-
-func readPid(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("read the init's pid: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("read the init's pid: bad pid file %q", b)
-	}
-	return pid, nil
-}
-
-// writeFileAtomic writes a file under a temporary name, syncs it and renames it into place, so a reader sees
-// the old file or the whole new one.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
-
-// handle serves one client connection: a request line, a response line, and for attach the streams.
-func (s *shim) handle(c *net.UnixConn) {
-	defer s.handlers.Done()
-	defer c.Close()
-	br := bufio.NewReaderSize(c, 4096)
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		return
-	}
-	var req proto.Request
-	if err := json.Unmarshal(line, &req); err != nil {
-		s.respond(c, proto.Response{Error: "bad request: " + err.Error(), Code: proto.CodeInvalid})
-		return
-	}
-	switch req.Op {
-	case proto.OpInfo:
-		s.respond(c, proto.Response{Pid: s.initPid, Terminal: s.cfg.Terminal})
-	case proto.OpStart:
-		s.respond(c, s.start())
-	case proto.OpResize:
-		s.respond(c, s.resize(req.Height, req.Width))
-	case proto.OpWait:
-		<-s.exited
-		exit := s.exit
-		s.respond(c, proto.Response{Exit: &exit})
-	case proto.OpAttach:
-		s.attach(c, br, req)
-	default:
-		s.respond(c, proto.Response{Error: fmt.Sprintf("unknown op %q", req.Op), Code: proto.CodeInvalid})
-	}
-}
-
-func (s *shim) respond(c net.Conn, r proto.Response) error {
-	b, _ := json.Marshal(r)
-	_, err := c.Write(append(b, '\n'))
-	return err
-}
-
-func (s *shim) serve(ln net.Listener) {
-	ul := ln.(*net.UnixListener)
+func (s *shim) serve() {
 	for {
-		c, err := ul.AcceptUnix()
+		c, err := accept(s.ln)
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				s.log.Printf("accept: %v", err)
+			if !errors.Is(err, os.ErrClosed) {
+				s.log.printf("accept: ", err.Error())
 			}
 			return
 		}
@@ -510,10 +362,55 @@ func (s *shim) serve(ln net.Listener) {
 	}
 }
 
-func (s *shim) start() proto.Response {
+// handle serves one client connection: a request line, an answer line, and for attach the streams.
+func (s *shim) handle(c *os.File) {
+	defer s.handlers.Done()
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 512)
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return
+	}
+	words := strings.Fields(string(line))
+	if len(words) == 0 {
+		s.fail(c, proto.CodeInvalid, "empty request")
+		return
+	}
+	switch words[0] {
+	case proto.OpInfo:
+		t := "0"
+		if s.cfg.Terminal {
+			t = "1"
+		}
+		s.answer(c, "ok pid="+strconv.Itoa(s.initPid)+" terminal="+t)
+	case proto.OpStart:
+		s.start(c)
+	case proto.OpResize:
+		s.resize(c, words[1:])
+	case proto.OpWait:
+		<-s.exited
+		s.answer(c, "ok "+string(s.exitJSON))
+	case proto.OpAttach:
+		s.attach(c, br, words[1:])
+	default:
+		s.fail(c, proto.CodeInvalid, "unknown request "+strconv.Quote(words[0]))
+	}
+}
+
+func (s *shim) answer(c *os.File, line string) error {
+	_, err := io.WriteString(c, line+"\n")
+	return err
+}
+
+func (s *shim) fail(c *os.File, code, msg string) error {
+	return s.answer(c, "error "+code+" "+oneLine(msg))
+}
+
+func (s *shim) start(c *os.File) {
 	select {
 	case <-s.exited:
-		return proto.Response{Error: "container " + s.cfg.ID + " has already exited", Code: proto.CodeConflict}
+		s.fail(c, proto.CodeConflict, "container "+s.cfg.ID+" has already exited")
+		return
 	default:
 	}
 	out, err := s.runRuntime("start", s.cfg.ID)
@@ -525,48 +422,75 @@ func (s *shim) start() proto.Response {
 		if strings.Contains(out, "cannot start") {
 			code = proto.CodeConflict
 		}
-		return proto.Response{Error: out, Code: code}
+		s.fail(c, code, out)
+		return
 	}
-	return proto.Response{}
+	s.answer(c, "ok")
 }
 
-func (s *shim) resize(h, w uint16) proto.Response {
+func (s *shim) resize(c *os.File, args []string) {
+	var hw [2]uint64
+	for i := range hw {
+		var err error
+		if len(args) != 2 {
+			err = errors.New("want height and width")
+		} else {
+			hw[i], err = strconv.ParseUint(args[i], 10, 16)
+		}
+		if err != nil {
+			s.fail(c, proto.CodeInvalid, "resize: "+err.Error())
+			return
+		}
+	}
 	if s.master == nil {
-		return proto.Response{}
+		s.answer(c, "ok")
+		return
 	}
 	rc, err := s.master.SyscallConn()
 	if err == nil {
 		cerr := rc.Control(func(fd uintptr) {
-			err = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
+			err = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(hw[0]), Col: uint16(hw[1])})
 		})
 		if err == nil {
 			err = cerr
 		}
 	}
 	if err != nil {
-		return proto.Response{Error: fmt.Sprintf("resize the tty of container %s: %v", s.cfg.ID, err), Code: proto.CodeSystem}
+		s.fail(c, proto.CodeSystem, "resize the tty: "+err.Error())
+		return
 	}
-	return proto.Response{}
+	s.answer(c, "ok")
 }
 
 // attach registers the client for output, answers, then copies stdin in and output out until the output is
 // over. The answer is written only after registration, so a client that attached before start misses nothing.
-func (s *shim) attach(c *net.UnixConn, br *bufio.Reader, req proto.Request) {
-	stdout, stderr := req.Stdout, req.Stderr
+func (s *shim) attach(c *os.File, br *bufio.Reader, args []string) {
+	var stdin, stdout, stderr bool
+	for _, a := range args {
+		switch a {
+		case "stdin":
+			stdin = true
+		case "stdout":
+			stdout = true
+		case "stderr":
+			stderr = true
+		}
+	}
 	if s.cfg.Terminal { // a tty has one stream, delivered as stdout
 		stdout, stderr = stdout || stderr, false
 	}
 	sub := s.hub.add(stdout, stderr)
 	defer s.hub.remove(sub)
-	if err := s.respond(c, proto.Response{Terminal: s.cfg.Terminal}); err != nil {
+	if err := s.answer(c, "ok"); err != nil {
 		return
 	}
-	if req.Stdin {
+	if stdin {
 		go s.copyStdin(br)
 	}
-	if err := sub.deliver(c); err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Printf("attach: %v", err)
+	if err := sub.deliver(c); err != nil && !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
+		s.log.printf("attach: ", err.Error())
 	}
+	shutdownWrite(c)
 }
 
 // copyStdin copies one client's stdin into the container. At the client's EOF (its half-close) the process's
@@ -584,11 +508,195 @@ func (s *shim) copyStdin(r io.Reader) {
 		io.Copy(io.Discard, r)
 		return
 	}
-	_, err := io.Copy(dst, r)
-	if err != nil {
+	buf := make([]byte, 8<<10)
+	if _, err := io.CopyBuffer(onlyWriter{dst}, r, buf); err != nil {
 		return // the client went away or the process closed its stdin: not an EOF to pass on
 	}
 	if s.cfg.StdinOnce && !s.cfg.Terminal {
 		s.closeStdin()
 	}
+}
+
+// onlyWriter hides ReadFrom, so io.CopyBuffer uses the small buffer given.
+type onlyWriter struct{ io.Writer }
+
+// runtimeArgs puts the global flags in front of a runtime command. The runtime's own logs go to runtime.log as
+// JSON, where create's errors are read.
+func (s *shim) runtimeArgs(args []string) []string {
+	return append([]string{s.cfg.Runtime,
+		"--root", s.cfg.RuntimeRoot,
+		"--log", s.path(proto.RuntimeLog),
+		"--log-format", "json",
+	}, args...)
+}
+
+// runtimeStart starts a runtime command with the given stdio through the reaper.
+func (s *shim) runtimeStart(stdio []*os.File, args ...string) (<-chan unix.WaitStatus, error) {
+	return s.reaper.start(s.cfg.Runtime, s.runtimeArgs(args), &os.ProcAttr{
+		Dir:   s.cfg.StateDir,
+		Env:   os.Environ(),
+		Files: stdio,
+	})
+}
+
+// runRuntime runs a runtime command whose stdio is not the container's and returns its error output.
+func (s *shim) runRuntime(args ...string) (string, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return "", err
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return "", err
+	}
+	ch, err := s.runtimeStart([]*os.File{devnull, w, w}, args...)
+	w.Close()
+	devnull.Close()
+	if err != nil {
+		r.Close()
+		return "", err
+	}
+	out, _ := io.ReadAll(io.LimitReader(r, 64<<10))
+	r.Close()
+	ws := <-ch
+	msg := strings.TrimSpace(string(out))
+	if ws != 0 {
+		if msg == "" {
+			msg = runtimeError(s.path(proto.RuntimeLog))
+		}
+		return msg, errors.New(s.cfg.Runtime + " " + args[0] + ": exit status " + strconv.Itoa(exitCode(ws)))
+	}
+	return msg, nil
+}
+
+// runtimeError returns the last error a runtime wrote to its JSON log (runc: {"level":"error","msg":"..."}).
+func runtimeError(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var msg string
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if !bytes.Contains(line, []byte(`"level":"error"`)) && !bytes.Contains(line, []byte(`"level":"fatal"`)) {
+			continue
+		}
+		if m, ok := jsonField(line, "msg"); ok && m != "" {
+			msg = m
+		}
+	}
+	return msg
+}
+
+// jsonField returns the string value of a top-level "key" in a one-line JSON object written by encoding/json
+// (whose escapes strconv.Unquote understands).
+func jsonField(line []byte, key string) (string, bool) {
+	i := bytes.Index(line, []byte(`"`+key+`":"`))
+	if i < 0 {
+		return "", false
+	}
+	rest := line[i+len(key)+4:]
+	for j := 0; j < len(rest); j++ {
+		switch rest[j] {
+		case '\\':
+			j++
+		case '"':
+			v, err := strconv.Unquote(`"` + string(rest[:j]) + `"`)
+			if err != nil {
+				return string(rest[:j]), true
+			}
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// drainMessage reads what a failed runtime left on the container's stderr pipe, without waiting long.
+func drainMessage(f *os.File) string {
+	f.SetReadDeadline(time.Now().Add(time.Second))
+	b, _ := io.ReadAll(io.LimitReader(f, 8<<10))
+	return strings.TrimSpace(string(b))
+}
+
+func readPid(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, errors.New("read the init's pid: " + err.Error())
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, errors.New("read the init's pid: bad pid file " + strconv.Quote(string(b)))
+	}
+	return pid, nil
+}
+
+// lookPath finds a runtime named without a slash in PATH.
+func lookPath(name string) (string, error) {
+	for _, dir := range strings.Split(os.Getenv("PATH"), ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := dir + "/" + name
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", errors.New("runtime " + strconv.Quote(name) + " not found in $PATH")
+}
+
+// writeFileAtomic writes a file under a temporary name, syncs it and renames it into place, so a reader sees
+// the old file or the whole new one.
+func writeFileAtomic(path string, data []byte) error {
+	dir := path[:strings.LastIndexByte(path, '/')+1]
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// logger writes the shim's diagnostics to its stderr (the daemon points it at shim.log).
+type logger struct {
+	mu     sync.Mutex
+	prefix string
+}
+
+func newLogger(id string) *logger {
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return &logger{prefix: " berth-shim " + id + " "}
+}
+
+func (l *logger) printf(parts ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := time.Now().UTC().AppendFormat(nil, "2006-01-02T15:04:05.000000Z07:00")
+	b = append(b, l.prefix...)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	os.Stderr.Write(append(b, '\n'))
 }

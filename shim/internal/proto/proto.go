@@ -1,16 +1,25 @@
-// Package proto is the wire format between package shim (the daemon's client) and the berth-shim process.
+// Package proto is the wire format between package shim (the daemon's client) and the berth-shim process. It
+// uses only the standard library's smallest packages, because the shim imports it and must stay small.
 //
-// Every request is one connection to <state-dir>/shim.sock. The client writes one JSON Request line; the shim
-// answers one JSON Response line. For OpAttach the connection then carries, shim to client, a sequence of
-// frames (Frame), the last one of kind StreamEnd; client to shim, the raw stdin bytes, ended by a half-close.
+// Every request is one connection to <state-dir>/shim.sock. The client writes one request line, words
+// separated by spaces:
+//
+//	info                          -> ok pid=<init pid> terminal=<0|1>
+//	start                         -> ok
+//	resize <height> <width>       -> ok
+//	wait                          -> ok <exit.json content, one line>   (sent when the init has exited)
+//	attach [stdin] [stdout] [stderr] -> ok, then frames
+//
+// A failed request is answered "error <code> <message>" with code one of the Code* constants. After an attach
+// answer the shim sends frames (AppendFrame), the last of kind StreamEnd; the client sends the raw stdin bytes
+// and half-closes the connection at stdin's EOF.
 package proto
 
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
-	"time"
+	"strconv"
 )
 
 // Files in the state directory.
@@ -24,47 +33,24 @@ const (
 	ConsoleSock = "console.sock" // --console-socket while the runtime creates a tty container
 )
 
-// Ops a Request can carry.
+// Ops, the first word of a request.
 const (
-	OpInfo   = "info"   // Response.Pid, Response.Terminal
-	OpStart  = "start"  // runtime start
-	OpAttach = "attach" // Response line, then frames
-	OpResize = "resize" // Height, Width
-	OpWait   = "wait"   // answered when the init has exited: Response.Exit
+	OpInfo   = "info"
+	OpStart  = "start"
+	OpAttach = "attach"
+	OpResize = "resize"
+	OpWait   = "wait"
 )
 
-// Request is the first line a client writes.
-type Request struct {
-	Op     string `json:"op"`
-	Stdin  bool   `json:"stdin,omitempty"`
-	Stdout bool   `json:"stdout,omitempty"`
-	Stderr bool   `json:"stderr,omitempty"`
-	Height uint16 `json:"height,omitempty"`
-	Width  uint16 `json:"width,omitempty"`
-}
+// MaxLine bounds a request or response line.
+const MaxLine = 64 << 10
 
-// Response is the line the shim answers. Error is set when the request failed; Code classifies it.
-type Response struct {
-	Error    string `json:"error,omitempty"`
-	Code     string `json:"code,omitempty"` // one of the Code* constants
-	Pid      int    `json:"pid,omitempty"`
-	Terminal bool   `json:"terminal,omitempty"`
-	Exit     *Exit  `json:"exit,omitempty"`
-}
-
-// Error classes a Response can carry; the client maps them onto errdefs.
+// Error classes of an "error" answer; the client maps them onto errdefs.
 const (
 	CodeInvalid  = "invalid"
 	CodeConflict = "conflict"
 	CodeSystem   = "system"
 )
-
-// Exit is the content of exit.json (the same shape as shim.Exit).
-type Exit struct {
-	Code     int       `json:"code"`
-	ExitedAt time.Time `json:"exited_at"`
-	Error    string    `json:"error,omitempty"`
-}
 
 // Stream kinds of a frame.
 const (
@@ -76,8 +62,8 @@ const (
 // MaxFrame bounds a frame's payload so a broken peer cannot make the reader allocate without limit.
 const MaxFrame = 1 << 20
 
-// AppendFrame appends a frame header and payload to b: 1 byte stream, 3 zero bytes, 4 bytes big-endian length
-// (the layout of Docker's multiplexed stream, so it reads familiar in a hex dump).
+// AppendFrame appends a frame: 1 byte stream, 3 zero bytes, 4 bytes big-endian length, payload (the layout of
+// Docker's multiplexed stream, so it reads familiar in a hex dump).
 func AppendFrame(b []byte, stream byte, p []byte) []byte {
 	var h [8]byte
 	h[0] = stream
@@ -94,7 +80,7 @@ func ReadFrame(r io.Reader, buf []byte) (byte, []byte, error) {
 	}
 	n := binary.BigEndian.Uint32(h[4:])
 	if n > MaxFrame {
-		return 0, buf, fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, MaxFrame)
+		return 0, buf, errors.New("frame of " + strconv.Itoa(int(n)) + " bytes exceeds the limit")
 	}
 	if cap(buf) < int(n) {
 		buf = make([]byte, n)
