@@ -28,7 +28,7 @@ func need(r *http.Request, rt route) (repo, action string) {
 	}
 }
 
-func (rg *registry) challenge(w http.ResponseWriter, r *http.Request, repo, action string, insufficient bool) {
+func (rg *registry) challenge(w http.ResponseWriter, r *http.Request, rt route, repo, action string, insufficient bool) {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -40,7 +40,7 @@ func (rg *registry) challenge(w http.ResponseWriter, r *http.Request, repo, acti
 			acts = "pull,push"
 		}
 		scope := "repository:" + repo + ":" + acts
-		if from := r.URL.Query().Get("from"); from != "" && rt(r) == "upload-start" && storage.ValidateName(from) == nil {
+		if from := r.URL.Query().Get("from"); from != "" && rt.kind == "upload-start" && storage.ValidateName(from) == nil {
 			scope += " repository:" + from + ":pull"
 		}
 		v += fmt.Sprintf(`,scope="%s"`, scope)
@@ -49,11 +49,6 @@ func (rg *registry) challenge(w http.ResponseWriter, r *http.Request, repo, acti
 		v += `,error="insufficient_scope"`
 	}
 	w.Header().Set("WWW-Authenticate", v)
-}
-
-func rt(r *http.Request) string {
-	p, _ := parseRoute(r.URL.Path)
-	return p.kind
 }
 
 // authorize checks the bearer token against the route's needs. It returns the
@@ -68,13 +63,13 @@ func (rg *registry) authorize(w http.ResponseWriter, r *http.Request, route rout
 		tok, ok = strings.CutPrefix(r.Header.Get("Authorization"), "bearer ")
 	}
 	if !ok || tok == "" {
-		rg.challenge(w, r, repo, action, false)
+		rg.challenge(w, r, route, repo, action, false)
 		writeError(w, r, newError(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required"))
 		return r, false
 	}
 	claims, err := rg.auth.Verify(strings.TrimSpace(tok))
 	if err != nil {
-		rg.challenge(w, r, repo, action, false)
+		rg.challenge(w, r, route, repo, action, false)
 		writeError(w, r, newError(http.StatusUnauthorized, "UNAUTHORIZED", err.Error()))
 		return r, false
 	}
@@ -82,7 +77,7 @@ func (rg *registry) authorize(w http.ResponseWriter, r *http.Request, route rout
 	if repo == "" || claims.Allows("repository", repo, action) {
 		return r, true
 	}
-	rg.challenge(w, r, repo, action, true)
+	rg.challenge(w, r, route, repo, action, true)
 	if claims.Subject == "" {
 		writeError(w, r, newError(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required"))
 	} else {

@@ -51,6 +51,7 @@ func main() {
 	dist := flag.String("distribution", "/usr/bin/docker-registry", "distribution 2.8 binary")
 	rounds := flag.Int("rounds", 3, "repetitions; the median is reported")
 	flag.StringVar(&pullClient, "pull-client", pullClient, "splice or http (see pullClient)")
+	flag.StringVar(&only, "only", "", "run only cases SIZE_MB:CLIENTS, comma-separated (e.g. 100:8)")
 	flag.Parse()
 	if err := run(*berth, *dist, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "registry-bench:", err)
@@ -185,6 +186,8 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 // measured) or "http" (net/http reading into a buffer, like a typical client).
 var pullClient = "splice"
 
+var only string
+
 func pull(c *http.Client, addr, repo string, b blob) error {
 	if pullClient == "splice" {
 		return pullSplice(addr, "/v2/"+repo+"/blobs/"+b.dig.String(), int64(len(b.data)))
@@ -292,6 +295,15 @@ func run(berthBin, distBin string, rounds int) error {
 		{1 << 20, 8, 256},
 		{100 << 20, 1, 8},
 		{100 << 20, 8, 16},
+	}
+	if only != "" {
+		var keep []struct{ size, conc, count int }
+		for _, tc := range cases {
+			if strings.Contains(","+only+",", fmt.Sprintf(",%d:%d,", tc.size>>20, tc.conc)) {
+				keep = append(keep, tc)
+			}
+		}
+		cases = keep
 	}
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: 16, DisableCompression: true,

@@ -114,9 +114,9 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string) (Manifest, er
 	return m, nil
 }
 
-// ParseManifest validates a manifest's shape and returns its media type and
+// parseManifest validates a manifest's shape and returns its media type and
 // parsed fields. contentType is the request's Content-Type.
-func ParseManifest(contentType string, body []byte) (string, parsedManifest, error) {
+func parseManifest(contentType string, body []byte) (string, parsedManifest, error) {
 	var pm parsedManifest
 	if len(body) > MaxManifestSize {
 		return "", pm, fmt.Errorf("manifest of %d bytes exceeds %d: %w", len(body), MaxManifestSize, ErrTooLarge)
@@ -181,7 +181,7 @@ func foreign(d v1.Descriptor) bool {
 // PutManifest stores a manifest under ref (a tag or the digest of body) and
 // under any extra tags.
 func (s *Store) PutManifest(ctx context.Context, repo, ref, contentType string, body []byte, extraTags []string) (PutResult, error) {
-	mt, pm, err := ParseManifest(contentType, body)
+	mt, pm, err := parseManifest(contentType, body)
 	if err != nil {
 		return PutResult{}, err
 	}
