@@ -166,14 +166,17 @@ func (u *Users) Exists(name string) bool {
 	return err == nil
 }
 
+// dummyHash is compared against when the user does not exist.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.DefaultCost)
+
 // Verify checks a password. Every failure reads the same to the caller.
 func (u *Users) Verify(name, password string) error {
 	bad := errdefs.Unauthorized("incorrect username or password")
-	if ValidateUserName(name) != nil {
-		return bad
-	}
 	rec, err := u.read(name)
-	if err != nil {
+	if ValidateUserName(name) != nil || err != nil {
+		// Spend the same bcrypt time as for a real account, so response
+		// times do not tell which names exist.
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		return bad
 	}
 	sum := sha256.Sum256([]byte(password))
