@@ -172,8 +172,12 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.De
 // Verify checks a password. Every failure reads the same to the caller.
 func (u *Users) Verify(name, password string) error {
 	bad := errdefs.Unauthorized("incorrect username or password")
-	rec, err := u.read(name)
-	if ValidateUserName(name) != nil || err != nil {
+	var rec userRecord
+	err := ValidateUserName(name)
+	if err == nil {
+		rec, err = u.read(name)
+	}
+	if err != nil {
 		// Spend the same bcrypt time as for a real account, so response
 		// times do not tell which names exist.
 		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
