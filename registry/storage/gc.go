@@ -50,74 +50,54 @@ func (r GCReport) String() string {
 
 // GC removes manifests no tag reaches (keeping every child of a kept index
 // and every referrer of a kept manifest) and the blobs no kept manifest
-// names. It holds the store's lock exclusively, so no upload commit, mount
-// or manifest put interleaves with it; reads go on.
+// names, while the registry serves.
+//
+// It marks without holding the lock; upload commits, mounts and manifest
+// puts made meanwhile are noted by the Locker. It then takes the lock
+// exclusively, marks from those notes, and sweeps. Only the sweep pauses
+// link operations; reads never wait.
 func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 	start := time.Now()
 	rep := GCReport{DryRun: opts.DryRun}
+	young := func(t time.Time) bool { return start.Sub(t) < opts.Grace }
+
+	release, err := s.locker.Collect(ctx)
+	if err != nil {
+		return rep, err
+	}
+	defer release()
 	unlock, err := s.locker.Lock(ctx)
 	if err != nil {
 		return rep, err
 	}
-	defer unlock()
-	young := func(t time.Time) bool { return start.Sub(t) < opts.Grace }
+	err = s.locker.BeginCollection(ctx)
+	unlock()
+	if err != nil {
+		return rep, err
+	}
+	ended := false
+	defer func() {
+		if !ended { // an error path: stop recording
+			if unlock, err := s.locker.Lock(ctx); err == nil {
+				s.locker.EndCollection(ctx)
+				unlock()
+			}
+		}
+	}()
 
+	m := &marker{s: s, keep: map[digest.Digest]bool{}, marked: map[string]map[digest.Digest]bool{}, revs: map[string]map[digest.Digest]time.Time{}}
 	repos, err := s.Repositories(ctx)
 	if err != nil {
 		return rep, err
 	}
 	rep.Repositories = len(repos)
-	keep := map[digest.Digest]bool{} // blobs, across all repositories
 	for _, repo := range repos {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		revs, err := s.listDigests(ctx, revisionsRoot(repo))
+		revs, err := m.revisions(ctx, repo)
 		if err != nil {
 			return rep, err
-		}
-		marked := map[digest.Digest]bool{}
-		var mark func(d digest.Digest) error
-		mark = func(d digest.Digest) error {
-			if marked[d] {
-				return nil
-			}
-			if _, ok := revs[d]; !ok {
-				return nil // not in this repository (e.g. a foreign subject)
-			}
-			marked[d] = true
-			keep[d] = true
-			body, err := s.d.GetContent(ctx, blobDataPath(d))
-			if err != nil {
-				if notFound(err) {
-					return nil
-				}
-				return err
-			}
-			var pm parsedManifest
-			if json.Unmarshal(body, &pm) == nil {
-				if pm.Config != nil {
-					keep[pm.Config.Digest] = true
-				}
-				for _, l := range pm.Layers {
-					keep[l.Digest] = true
-				}
-				for _, c := range pm.Manifests {
-					if err := mark(c.Digest); err != nil {
-						return err
-					}
-				}
-			}
-			refs, err := s.Referrers(ctx, repo, d, "")
-			if err != nil {
-				return err
-			}
-			for _, ref := range refs {
-				if err := mark(ref.Digest); err != nil {
-					return err
-				}
-			}
-			return nil
 		}
 		tags, err := s.Tags(ctx, repo)
 		if err != nil && !notFound(err) {
@@ -128,19 +108,47 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 			if err != nil {
 				continue
 			}
-			if err := mark(d); err != nil {
+			if err := m.mark(ctx, repo, d); err != nil {
 				return rep, err
 			}
 		}
 		for d, mod := range revs {
-			if !marked[d] && young(mod) {
-				if err := mark(d); err != nil {
+			if young(mod) {
+				if err := m.mark(ctx, repo, d); err != nil {
 					return rep, err
 				}
 			}
 		}
-		for d := range revs {
-			if marked[d] {
+	}
+
+	unlock, err = s.locker.Lock(ctx)
+	if err != nil {
+		return rep, err
+	}
+	defer unlock()
+	notes, err := s.locker.EndCollection(ctx)
+	ended = true
+	if err != nil {
+		return rep, err
+	}
+	for _, n := range notes {
+		switch n.Kind {
+		case NoteBlob:
+			m.keep[n.Digest] = true
+		case NoteManifest:
+			delete(m.revs, n.Repo) // list again: the manifest is new
+			if _, err := m.revisions(ctx, n.Repo); err != nil {
+				return rep, err
+			}
+			if err := m.mark(ctx, n.Repo, n.Digest); err != nil {
+				return rep, err
+			}
+		}
+	}
+
+	for _, repo := range repos {
+		for d, mod := range m.revs[repo] {
+			if m.marked[repo][d] || young(mod) {
 				continue
 			}
 			rep.ManifestsDeleted++
@@ -159,11 +167,11 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 			return rep, err
 		}
 		for d, mod := range links {
-			if keep[d] {
+			if m.keep[d] {
 				continue
 			}
 			if young(mod) {
-				keep[d] = true
+				m.keep[d] = true
 				continue
 			}
 			rep.LinksRemoved++
@@ -205,7 +213,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 			}
 			for _, b := range blobs {
 				d := digest.NewDigestFromEncoded(digest.Algorithm(path.Base(alg)), path.Base(b))
-				if d.Validate() != nil || keep[d] {
+				if d.Validate() != nil || m.keep[d] {
 					continue
 				}
 				fi, err := s.d.Stat(ctx, path.Join(b, "data"))
@@ -224,6 +232,77 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 	}
 	rep.Duration = time.Since(start)
 	return rep, nil
+}
+
+// marker is the mark phase's state.
+type marker struct {
+	s      *Store
+	keep   map[digest.Digest]bool                 // blobs (and manifests) to keep, registry-wide
+	marked map[string]map[digest.Digest]bool      // repo -> manifests kept there
+	revs   map[string]map[digest.Digest]time.Time // repo -> manifest revisions and link times
+}
+
+func (m *marker) revisions(ctx context.Context, repo string) (map[digest.Digest]time.Time, error) {
+	if r, ok := m.revs[repo]; ok {
+		return r, nil
+	}
+	r, err := m.s.listDigests(ctx, revisionsRoot(repo))
+	if err != nil {
+		return nil, err
+	}
+	m.revs[repo] = r
+	return r, nil
+}
+
+// mark keeps manifest d of repo, its config and layers, the children of an
+// index and every referrer, recursively. Content deleted meanwhile is skipped.
+func (m *marker) mark(ctx context.Context, repo string, d digest.Digest) error {
+	revs, err := m.revisions(ctx, repo)
+	if err != nil {
+		return err
+	}
+	if _, ok := revs[d]; !ok {
+		return nil // not in this repository (e.g. a subject pushed elsewhere)
+	}
+	if m.marked[repo] == nil {
+		m.marked[repo] = map[digest.Digest]bool{}
+	}
+	if m.marked[repo][d] {
+		return nil
+	}
+	m.marked[repo][d] = true
+	m.keep[d] = true
+	body, err := m.s.d.GetContent(ctx, blobDataPath(d))
+	if err != nil {
+		if notFound(err) {
+			return nil
+		}
+		return err
+	}
+	var pm parsedManifest
+	if json.Unmarshal(body, &pm) == nil {
+		if pm.Config != nil {
+			m.keep[pm.Config.Digest] = true
+		}
+		for _, l := range pm.Layers {
+			m.keep[l.Digest] = true
+		}
+		for _, c := range pm.Manifests {
+			if err := m.mark(ctx, repo, c.Digest); err != nil {
+				return err
+			}
+		}
+	}
+	refs, err := m.s.Referrers(ctx, repo, d, "")
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if err := m.mark(ctx, repo, ref.Digest); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listDigests reads a <alg>/<hex>/link tree into digest -> link time.

@@ -272,6 +272,9 @@ func (s *Store) PutManifest(ctx context.Context, repo, ref, contentType string, 
 			return PutResult{}, err
 		}
 	}
+	if err := s.locker.Note(ctx, Note{Kind: NoteManifest, Repo: repo, Digest: d}); err != nil {
+		return PutResult{}, err
+	}
 	return res, nil
 }
 

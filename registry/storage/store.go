@@ -17,14 +17,6 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
-// Locker coordinates garbage collection with the moments content becomes
-// reachable (an upload committed, a blob mounted, a manifest put). Link
-// operations hold it shared; a collection holds it exclusively.
-type Locker interface {
-	RLock(ctx context.Context) (unlock func(), err error)
-	Lock(ctx context.Context) (unlock func(), err error)
-}
-
 // Store applies the repository rules over a driver.
 type Store struct {
 	d      driver.Driver
@@ -58,18 +50,6 @@ func New(d driver.Driver, opts ...Option) (*Store, error) {
 
 // Driver returns the underlying driver.
 func (s *Store) Driver() driver.Driver { return s.d }
-
-type memLocker struct{ mu sync.RWMutex }
-
-func (l *memLocker) RLock(ctx context.Context) (func(), error) {
-	l.mu.RLock()
-	return l.mu.RUnlock, nil
-}
-
-func (l *memLocker) Lock(ctx context.Context) (func(), error) {
-	l.mu.Lock()
-	return l.mu.Unlock, nil
-}
 
 // readLink reads a link file and parses the digest it holds.
 func (s *Store) readLink(ctx context.Context, p string) (digest.Digest, error) {
@@ -198,7 +178,7 @@ func (s *Store) MountBlob(ctx context.Context, repo, from string, d digest.Diges
 		}
 		return info, err
 	}
-	if err := s.writeLink(ctx, layerLinkPath(repo, d), d); err != nil {
+	if err := s.linkBlob(ctx, repo, d); err != nil {
 		return info, err
 	}
 	return info, nil
@@ -295,9 +275,13 @@ func (s *Store) SetVisibility(ctx context.Context, repo string, v Visibility) er
 	return s.d.PutContent(ctx, visibilityPath(repo), []byte(v))
 }
 
-// linkBlob records d as a blob of repo; the caller holds the read lock.
+// linkBlob records d as a blob of repo and tells a running collection; the
+// caller holds the shared lock.
 func (s *Store) linkBlob(ctx context.Context, repo string, d digest.Digest) error {
-	return s.writeLink(ctx, layerLinkPath(repo, d), d)
+	if err := s.writeLink(ctx, layerLinkPath(repo, d), d); err != nil {
+		return err
+	}
+	return s.locker.Note(ctx, Note{Kind: NoteBlob, Repo: repo, Digest: d})
 }
 
 // OpenFilesystem opens a Store on a local directory, with a lock file that

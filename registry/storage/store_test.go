@@ -245,3 +245,87 @@ func TestFileLockerExcludes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// hookLocker runs hook just before the collection's second exclusive lock:
+// between the unlocked mark phase and the sweep.
+type hookLocker struct {
+	Locker
+	locks int
+	hook  func()
+}
+
+func (h *hookLocker) Lock(ctx context.Context) (func(), error) {
+	h.locks++
+	if h.locks == 2 && h.hook != nil {
+		h.hook()
+	}
+	return h.Locker.Lock(ctx)
+}
+
+// TestGCKeepsWhatIsLinkedDuringMark: a manifest put while the collection
+// marks, naming blobs that were garbage when marking began, keeps them.
+func TestGCKeepsWhatIsLinkedDuringMark(t *testing.T) {
+	ctx := context.Background()
+	hl := &hookLocker{Locker: &memLocker{}}
+	s, err := New(inmemory.New(), WithLocker(hl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, cfg, layer := image(t, s, "a/app", "old", "seed")
+	body, _ := s.GetManifest(ctx, "a/app", m.String())
+	if err := s.DeleteManifest(ctx, "a/app", m.String()); err != nil {
+		t.Fatal(err)
+	}
+	hl.hook = func() {
+		// Re-push the same image under a new tag while gc is between phases.
+		if _, err := s.PutManifest(ctx, "a/app", "again", MediaTypeOCIManifest, body.Body, nil); err != nil {
+			t.Errorf("put during gc: %v", err)
+		}
+	}
+	rep, err := s.GC(ctx, GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []digest.Digest{m, cfg, layer} {
+		if _, err := s.StatBlob(ctx, "a/app", d); err != nil {
+			t.Errorf("%s lost although tagged during gc (%s): %v", d, rep, err)
+		}
+	}
+	// Without the put, the next collection frees it all.
+	hl.hook = nil
+	if err := s.DeleteManifest(ctx, "a/app", "again"); err != nil {
+		t.Fatal(err)
+	}
+	hl.locks = 0
+	rep, err = s.GC(ctx, GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BlobsDeleted != 3 {
+		t.Fatalf("second gc: %s, want 3 blobs", rep)
+	}
+}
+
+func TestFileLockerNotes(t *testing.T) {
+	ctx := context.Background()
+	l, err := NewFileLocker(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := digest.FromString("x")
+	l.Note(ctx, Note{Kind: NoteBlob, Repo: "a/b", Digest: d}) // not recording: dropped
+	if err := l.BeginCollection(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.Note(ctx, Note{Kind: NoteManifest, Repo: "a/b", Digest: d})
+	notes, err := l.EndCollection(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != 1 || notes[0] != (Note{Kind: NoteManifest, Repo: "a/b", Digest: d}) {
+		t.Fatalf("notes = %+v", notes)
+	}
+	if notes, _ := l.EndCollection(ctx); len(notes) != 0 {
+		t.Fatalf("notes after end = %+v", notes)
+	}
+}
