@@ -391,8 +391,15 @@ func TestDockerDaemonInterop(t *testing.T) {
 		t.Fatalf("pulled image missing: %s", r)
 	}
 
-	// Logged out, the private repository cannot be pulled; once public it can.
+	// Another account cannot pull the private repository; neither can anyone
+	// logged out; once public, anyone can.
 	d.docker(nil, "rmi", image)
+	if r := d.docker(strings.NewReader("bob-pw\n"), "login", reg.addr, "-u", "bob", "--password-stdin"); r.ExitCode != 0 {
+		t.Fatalf("bob login: %s", r)
+	}
+	if r := d.docker(nil, "pull", image); r.ExitCode == 0 {
+		t.Fatalf("bob pulled alice's private repository")
+	}
 	if r := d.docker(nil, "logout", reg.addr); r.ExitCode != 0 {
 		t.Fatalf("logout: %s", r)
 	}
