@@ -48,6 +48,7 @@ type Client struct {
 	stateDir string
 	pid      int
 	terminal bool
+	exited   bool // as of Connect
 }
 
 // maxSocketPath is the room sockaddr_un has for a path.
@@ -83,6 +84,11 @@ func Start(ctx context.Context, o Options) (*Client, error) {
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return nil, errdefs.System("start shim for container %s: create state dir: %v", o.ID, err)
 	}
+	lock, err := lockStateDir(ctx, o.ID, o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close() // the shim holds its own copy of the lock from here on
 	// A restarted container reuses its state dir: an old exit must not answer for the new run.
 	for _, f := range []string{proto.ExitFile, proto.PidFile, proto.InitPidFile} {
 		if err := os.Remove(filepath.Join(o.StateDir, f)); err != nil && !os.IsNotExist(err) {
@@ -119,7 +125,7 @@ func Start(ctx context.Context, o Options) (*Client, error) {
 	proc, err := os.StartProcess(o.ShimBinary, args, &os.ProcAttr{
 		Dir:   o.StateDir,
 		Env:   shimEnv(),
-		Files: []*os.File{devnull, devnull, logf, readyW},
+		Files: []*os.File{devnull, devnull, logf, readyW, lock},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
 	readyW.Close()
@@ -163,6 +169,41 @@ func Start(ctx context.Context, o Options) (*Client, error) {
 		o.ID, filepath.Join(o.StateDir, proto.LogFile), lastLine(filepath.Join(o.StateDir, proto.LogFile)))
 }
 
+// lockStateDir takes the state dir's shim.lock, which a shim holds until it has exited. If an earlier shim for
+// the same state dir is still finishing (its container exited, it is deleting the runtime's state), it waits
+// for it, so a restart never races the old shim; if that shim's container still runs, it is a conflict.
+func lockStateDir(ctx context.Context, id, stateDir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(stateDir, proto.LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, errdefs.System("start shim for container %s: open lock: %v", id, err)
+	}
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		return f, nil
+	}
+	if err != syscall.EWOULDBLOCK {
+		f.Close()
+		return nil, errdefs.System("start shim for container %s: lock %s: %v", id, stateDir, err)
+	}
+	if old, cerr := Connect(ctx, stateDir); cerr == nil && !old.exited {
+		f.Close()
+		return nil, errdefs.Conflict("start shim for container %s: a shim still runs the container (pid %d)", id, old.pid)
+	}
+	locked := make(chan error, 1)
+	go func() { locked <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
+	select {
+	case err = <-locked:
+	case <-ctx.Done():
+		f.Close() // the pending flock fails or its lock dies with the file
+		return nil, fmt.Errorf("start shim for container %s: wait for the previous shim: %w", id, ctx.Err())
+	}
+	if err != nil {
+		f.Close()
+		return nil, errdefs.System("start shim for container %s: lock %s: %v", id, stateDir, err)
+	}
+	return f, nil
+}
+
 // shimEnv is the shim's environment: the daemon's PATH and XDG_RUNTIME_DIR (for the runtime), nothing else,
 // so no GODEBUG or GOGC meant for the daemon reaches it.
 func shimEnv() []string {
@@ -197,6 +238,8 @@ func Connect(ctx context.Context, stateDir string) (*Client, error) {
 			c.pid, _ = strconv.Atoi(v)
 		case "terminal":
 			c.terminal = v == "1"
+		case "exited":
+			c.exited = v == "1"
 		}
 	}
 	if c.pid <= 0 {

@@ -7,12 +7,17 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/berth-dev/berth/shim/server"
 )
 
-// readyFd is the pipe on which the shim reports "ok <pid>" or "error <message>" to the daemon.
-const readyFd = 3
+// readyFd is the pipe on which the shim reports "ok <pid>" or "error <message>" to the daemon. lockFd is the
+// state dir's shim.lock, flocked by the daemon: it stays open (and locked) until the shim exits.
+const (
+	readyFd = 3
+	lockFd  = 4
+)
 
 const usage = `usage: berth-shim -id ID -bundle DIR -state-dir DIR -log-path FILE -runtime-root DIR
        [-runtime BIN] [-terminal] [-stdin] [-stdin-once]   (started by berthd, with a ready pipe on fd 3)
@@ -22,7 +27,7 @@ const usage = `usage: berth-shim -id ID -bundle DIR -state-dir DIR -log-path FIL
 // GC target and a soft limit (which makes the runtime hand freed pages back at once) keep its RSS near that.
 const (
 	gcPercent   = 25
-	memoryLimit = 3 << 20
+	memoryLimit = 6 << 20
 	maxProcs    = 2
 )
 
@@ -41,6 +46,8 @@ func main() {
 		os.Stderr.WriteString(usage)
 		os.Exit(2)
 	}
+	// Not an os.File: nothing may close it before exit. Close-on-exec: the runtime must not inherit the lock.
+	syscall.CloseOnExec(lockFd)
 	ready := os.NewFile(readyFd, "ready")
 	if _, err := ready.Stat(); err != nil {
 		os.Stderr.WriteString("berth-shim: no ready pipe on fd 3\n")

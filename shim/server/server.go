@@ -266,8 +266,8 @@ func (s *shim) copyOutput(f *os.File, stream byte, lw *lineLog) {
 	lw.Close()
 }
 
-// waitExit waits for the init, drains its output, deletes the runtime's container, records the exit, answers
-// the waiters and stops serving.
+// waitExit waits for the init, drains its output, records the exit, answers the waiters, deletes the runtime's
+// container and stops serving.
 func (s *shim) waitExit() {
 	ws := <-s.reaper.wait(s.initPid)
 	exitedAt := time.Now().UTC()
@@ -285,16 +285,17 @@ func (s *shim) waitExit() {
 	s.closeOutputs()
 	s.hub.end()
 
-	// Delete before answering: a daemon told of the exit may create the same id again at once.
-	if out, err := s.runRuntime("delete", "--force", s.cfg.ID); err != nil {
-		s.log.printf("delete: ", err.Error(), ": ", out)
-	}
-
 	s.exitJSON = exitJSON(exitCode(ws), exitedAt, "")
 	if err := writeFileAtomic(s.path(proto.ExitFile), s.exitJSON); err != nil {
 		s.log.printf("write ", proto.ExitFile, ": ", err.Error())
 	}
 	close(s.exited)
+
+	// Delete after answering, off the path of `run --rm`. A daemon that creates the same id again at once
+	// races this delete, so it deletes (--force, idempotent) itself before a re-create.
+	if out, err := s.runRuntime("delete", "--force", s.cfg.ID); err != nil {
+		s.log.printf("delete: ", err.Error(), ": ", out)
+	}
 
 	// Stop taking clients: one that comes now finds no socket and reads exit.json instead.
 	os.Remove(s.path(proto.SocketFile))
@@ -382,7 +383,13 @@ func (s *shim) handle(c *os.File) {
 		if s.cfg.Terminal {
 			t = "1"
 		}
-		s.answer(c, "ok pid="+strconv.Itoa(s.initPid)+" terminal="+t)
+		x := "0"
+		select {
+		case <-s.exited:
+			x = "1"
+		default:
+		}
+		s.answer(c, "ok pid="+strconv.Itoa(s.initPid)+" terminal="+t+" exited="+x)
 	case proto.OpStart:
 		s.start(c)
 	case proto.OpResize:

@@ -4,7 +4,7 @@
 // Every request is one connection to <state-dir>/shim.sock. The client writes one request line, words
 // separated by spaces:
 //
-//	info                          -> ok pid=<init pid> terminal=<0|1>
+//	info                          -> ok pid=<init pid> terminal=<0|1> exited=<0|1>
 //	start                         -> ok
 //	resize <height> <width>       -> ok
 //	wait                          -> ok <exit.json content, one line>   (sent when the init has exited)
@@ -29,6 +29,7 @@ const (
 	InitPidFile = "init.pid"     // the container init's pid, written by the runtime (--pid-file)
 	ExitFile    = "exit.json"    // the init's exit, written atomically once it is reaped
 	LogFile     = "shim.log"     // the shim's diagnostics (also its stderr)
+	LockFile    = "shim.lock"    // flock held by the shim for its whole life; Start takes it first
 	RuntimeLog  = "runtime.log"  // the runtime's --log (json), read for error messages
 	ConsoleSock = "console.sock" // --console-socket while the runtime creates a tty container
 )
