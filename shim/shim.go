@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -153,6 +154,9 @@ func Start(ctx context.Context, o Options) (*Client, error) {
 	case <-ctx.Done():
 		syscall.Kill(-proc.Pid, syscall.SIGKILL) // the shim leads its own process group, with the runtime in it
 		<-exited
+		// The runtime may have created the container before the shim died: leave nothing behind.
+		exec.Command(o.Runtime, "--root", o.RuntimeRoot, "delete", "--force", o.ID).Run()
+		os.Remove(filepath.Join(o.StateDir, proto.SocketFile))
 		return nil, fmt.Errorf("start shim for container %s: %w", o.ID, ctx.Err())
 	}
 	if pid, ok := strings.CutPrefix(res.line, "ok "); ok {

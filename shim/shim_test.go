@@ -826,3 +826,41 @@ func TestRestart(t *testing.T) {
 		t.Errorf("log of four runs: %q", got)
 	}
 }
+
+// TestContextCancel: a cancelled Wait or Attach returns ctx's error and leaves the container alone.
+func TestContextCancel(t *testing.T) {
+	tc := newContainer(t, []string{"sh", "-c", waitForGo + "echo done"})
+	c := tc.start(t)
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	attachWait, err := c.OpenAttach(ctx, nil, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitErr := make(chan error, 1)
+	go func() {
+		_, err := c.Wait(ctx)
+		waitErr <- err
+	}()
+	cancel()
+	if err := attachWait(); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled attach: %v", err)
+	}
+	if err := <-waitErr; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled wait: %v", err)
+	}
+	var out bytes.Buffer
+	attachWait, err = c.OpenAttach(context.Background(), nil, &out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.release(t)
+	if err := attachWait(); err != nil || out.String() != "done\n" {
+		t.Errorf("attach after the cancelled ones: %q, %v", out.String(), err)
+	}
+	if e := wait(t, c); e.Code != 0 {
+		t.Errorf("exit code %d", e.Code)
+	}
+}
