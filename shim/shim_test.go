@@ -573,8 +573,8 @@ func TestStartTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := c.Start(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "cannot start") {
-		t.Errorf("second Start: %v, want the runtime's refusal", err)
+	if !errdefs.IsConflict(err) || !strings.Contains(err.Error(), "cannot start") {
+		t.Errorf("second Start: %v, want a conflict with the runtime's refusal", err)
 	}
 	tc.release(t)
 	wait(t, c)
