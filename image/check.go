@@ -222,6 +222,15 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckResult, err
 	}
 	// Top-most first, so removal never meets a child.
 	sortByDepth(layers, parentOf)
+	// Interrupted unpacks first: they are children of the layers below.
+	for _, in := range reverseSnaps(snaps) {
+		if in.Kind == snapshot.KindActive && strings.HasPrefix(in.Key, "extract-") {
+			report("snapshot", in.Key, "left over from an interrupted unpack")
+			if opts.Repair && s.sn.Remove(ctx, in.Key) == nil {
+				res.Repaired++
+			}
+		}
+	}
 	recorded := map[string]bool{}
 	for _, l := range layers {
 		if brokenLayers[l.ChainID] {
@@ -242,7 +251,7 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckResult, err
 		res.Checked++
 		switch {
 		case in.Kind == snapshot.KindActive && strings.HasPrefix(in.Key, "extract-"):
-			report("snapshot", in.Key, "left over from an interrupted unpack")
+			continue // done above
 		case in.Kind == snapshot.KindCommitted && !recorded[in.Key] && !brokenLayers[in.Key]:
 			report("snapshot", in.Key, "committed snapshot that is no layer")
 		default:
