@@ -165,8 +165,12 @@ func Start(ctx context.Context, o Options) (*Client, error) {
 			return &Client{id: o.ID, stateDir: o.StateDir, pid: n, terminal: o.Terminal}, nil
 		}
 	}
+	msg, failed := strings.CutPrefix(res.line, "error ")
+	if !failed && res.err == nil {
+		syscall.Kill(-proc.Pid, syscall.SIGKILL) // it said something else than ok or error: do not trust it
+	}
 	<-exited // a failed shim exits at once; wait so none is left behind
-	if msg, ok := strings.CutPrefix(res.line, "error "); ok {
+	if failed {
 		return nil, errdefs.System("create container %s: %s", o.ID, msg)
 	}
 	return nil, errdefs.System("start shim for container %s: shim exited before it was ready (see %s): %s",

@@ -554,6 +554,16 @@ func TestStartErrors(t *testing.T) {
 		t.Error("runtime state left behind")
 	}
 
+	// The same with a tty: the runtime may have sent the pty master before it failed.
+	tty := newContainer(t, []string{"nope"}, withTerminal)
+	if _, err := Start(context.Background(), tty.opts); err == nil ||
+		!strings.Contains(err.Error(), `exec: "nope": executable file not found in $PATH`) {
+		t.Errorf("tty Start of a missing executable: %v", err)
+	}
+	if exists(filepath.Join(tty.opts.StateDir, "shim.sock")) || exists(filepath.Join(tty.opts.StateDir, "console.sock")) {
+		t.Error("tty: sockets left behind")
+	}
+
 	bad := tc.opts
 	bad.ID = "../x"
 	if _, err := Start(context.Background(), bad); !errdefs.IsInvalidArgument(err) {

@@ -34,6 +34,9 @@ type Config struct {
 // a pid namespace a daemonised child can hold them open forever; its later output is then not collected.
 const drainTimeout = 2 * time.Second
 
+// masterTimeout bounds the wait for a pty master the runtime should have sent before its create returned.
+const masterTimeout = 10 * time.Second
+
 // shutdownTimeout bounds how long the shim waits for slow attach clients to take their last frames.
 const shutdownTimeout = 5 * time.Second
 
@@ -189,10 +192,10 @@ func (s *shim) create() error {
 		f.Close()
 	}
 	childEnds = nil
-	if cfg.Terminal {
-		consoleLn.Close() // unblocks the receiver if the runtime never connected
-	}
 	if ws != 0 {
+		if cfg.Terminal {
+			consoleLn.Close() // unblocks the receiver if the runtime never connected
+		}
 		msg := runtimeError(runtimeLog)
 		if msg == "" && stderrR != nil {
 			msg = drainMessage(stderrR)
@@ -213,7 +216,15 @@ func (s *shim) create() error {
 
 	pid, err := readPid(pidFile)
 	if err == nil && cfg.Terminal {
-		m := <-masterCh
+		// A runtime that created a tty container has sent the master already, but the receiver may not have
+		// taken the connection yet: wait for it rather than close the socket under it.
+		var m masterResult
+		select {
+		case m = <-masterCh:
+		case <-time.After(masterTimeout):
+			consoleLn.Close()
+			m = <-masterCh
+		}
 		if m.err != nil {
 			err = m.err
 		} else {
