@@ -318,8 +318,12 @@ func (o *Overlay) Mounts(ctx context.Context, key string) ([]Mount, error) {
 	for _, p := range chain {
 		lowers = append(lowers, filepath.Join(o.dir(p.ID), "fs"))
 	}
+	// redirect_dir and metacopy off: a directory rename or a chmod then
+	// copies up whole, so the upper directory alone is the diff.
 	return []Mount{{Type: "overlay", Source: "overlay", Options: []string{
 		"index=off",
+		"redirect_dir=off",
+		"metacopy=off",
 		"workdir=" + filepath.Join(o.dir(in.ID), "work"),
 		"upperdir=" + own,
 		"lowerdir=" + strings.Join(lowers, ":"),
