@@ -102,4 +102,3 @@ func (s *Store) Commit(ctx context.Context, opts CommitOptions) (*Image, error) 
 	}
 	return s.Create(ctx, cfg, layers, CreateOptions{Tags: tags, Parent: opts.Image})
 }
-
