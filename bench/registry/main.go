@@ -316,10 +316,13 @@ func run(berthBin, distBin string, rounds int) error {
 			func(root string) (target, error) { return startDistribution(distBin, root) },
 			func(root string) (target, error) { return startBerth(berthBin, root) },
 		}
-		for _, start := range starters {
-			var pushes, pulls []time.Duration
-			var name string
-			for r := 0; r < rounds; r++ {
+		// Rounds alternate between the registries so that background load
+		// on the machine falls on both alike.
+		pushes := make([][]time.Duration, len(starters))
+		pulls := make([][]time.Duration, len(starters))
+		names := make([]string, len(starters))
+		for r := 0; r < rounds; r++ {
+			for si, start := range starters {
 				root, err := os.MkdirTemp("", "registry-bench-")
 				if err != nil {
 					return err
@@ -329,7 +332,7 @@ func run(berthBin, distBin string, rounds int) error {
 					os.RemoveAll(root)
 					return err
 				}
-				name = tg.name
+				names[si] = tg.name
 				pt, err := parallel(blobs, tc.conc, func(i int, b blob) error {
 					return push(client, tg.addr, fmt.Sprintf("bench/repo%d", i%tc.conc), b)
 				})
@@ -338,7 +341,7 @@ func run(berthBin, distBin string, rounds int) error {
 					gt, err = parallel(blobs, tc.conc, func(i int, b blob) error {
 						return pull(client, tg.addr, fmt.Sprintf("bench/repo%d", i%tc.conc), b)
 					})
-					pushes, pulls = append(pushes, pt), append(pulls, gt)
+					pushes[si], pulls[si] = append(pushes[si], pt), append(pulls[si], gt)
 				}
 				tg.stop()
 				os.RemoveAll(root)
@@ -346,13 +349,15 @@ func run(berthBin, distBin string, rounds int) error {
 					return fmt.Errorf("%s: %w", tg.name, err)
 				}
 			}
+		}
+		for si := range starters {
 			total := float64(tc.size*tc.count) / (1 << 20)
-			pm, gm := median(pushes), median(pulls)
-			res := result{target: name, size: tc.size, conc: tc.conc, count: tc.count, push: pm, pull: gm,
+			pm, gm := median(pushes[si]), median(pulls[si])
+			res := result{target: names[si], size: tc.size, conc: tc.conc, count: tc.count, push: pm, pull: gm,
 				pushMBs: total / pm.Seconds(), pullMB: total / gm.Seconds()}
 			results = append(results, res)
 			fmt.Fprintf(os.Stderr, "%-17s %4d MB x%-4d c=%d  push %8.1f MB/s  pull %8.1f MB/s\n",
-				name, tc.size>>20, tc.count, tc.conc, res.pushMBs, res.pullMB)
+				res.target, tc.size>>20, tc.count, tc.conc, res.pushMBs, res.pullMB)
 		}
 	}
 	fmt.Println("| blob size | clients | blobs | distribution 2.8 push | berth push | ratio | distribution 2.8 pull | berth pull | ratio |")
