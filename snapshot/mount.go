@@ -53,7 +53,12 @@ const maxMountData = 4096
 func (m Mount) Mount(target string) error {
 	flags, data := parseOptions(m.Options)
 	if len(data) >= maxMountData {
-		return errdefs.InvalidArgument("mount %s at %s: options are %d bytes, the kernel takes at most %d (too many layers)", m.Type, target, len(data), maxMountData-1)
+		if m.Type == "overlay" {
+			// Too many layers for one option string: hand them to the
+			// kernel one by one (overlayfs "lowerdir+", Linux 6.8+).
+			return mountOverlayByParts(m, target, flags)
+		}
+		return errdefs.InvalidArgument("mount %s at %s: options are %d bytes, the kernel takes at most %d", m.Type, target, len(data), maxMountData-1)
 	}
 	typ := m.Type
 	if flags&unix.MS_BIND != 0 {
@@ -107,4 +112,68 @@ func Unmount(target string) error {
 		}
 	}
 	return errdefs.System("unmount %s: still mounted after 32 unmounts", target)
+}
+
+// mountOverlayByParts mounts an overlay with the new mount API, one fsconfig
+// call per option and per lower directory, so the page-sized limit on
+// mount(2)'s option string does not cap the number of layers.
+func mountOverlayByParts(m Mount, target string, flags uintptr) error {
+	fail := func(step string, err error) error {
+		return errdefs.System("mount overlay at %s (%d bytes of options, by parts): %s: %w", target, len(strings.Join(m.Options, ",")), step, err)
+	}
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fail("fsopen", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.FsconfigSetString(fd, "source", m.Source); err != nil {
+		return fail("source", err)
+	}
+	for _, o := range m.Options {
+		if _, ok := mountFlags[o]; ok {
+			continue
+		}
+		k, v, hasValue := strings.Cut(o, "=")
+		switch {
+		case k == "lowerdir":
+			for _, dir := range strings.Split(v, ":") {
+				if err := unix.FsconfigSetString(fd, "lowerdir+", dir); err != nil {
+					return fail("lowerdir+ "+dir, err)
+				}
+			}
+		case hasValue:
+			if err := unix.FsconfigSetString(fd, k, v); err != nil {
+				return fail(k, err)
+			}
+		default:
+			if err := unix.FsconfigSetFlag(fd, k); err != nil {
+				return fail(k, err)
+			}
+		}
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fail("create", err)
+	}
+	var attrs int
+	if flags&unix.MS_RDONLY != 0 {
+		attrs |= unix.MOUNT_ATTR_RDONLY
+	}
+	if flags&unix.MS_NOSUID != 0 {
+		attrs |= unix.MOUNT_ATTR_NOSUID
+	}
+	if flags&unix.MS_NODEV != 0 {
+		attrs |= unix.MOUNT_ATTR_NODEV
+	}
+	if flags&unix.MS_NOEXEC != 0 {
+		attrs |= unix.MOUNT_ATTR_NOEXEC
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attrs)
+	if err != nil {
+		return fail("fsmount", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fail("move_mount", err)
+	}
+	return nil
 }
