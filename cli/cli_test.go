@@ -10,10 +10,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -32,7 +34,10 @@ type fakeDaemon struct {
 	startErr string
 	tty      bool
 	stdinGot bytes.Buffer
-	bodies   map[string][]byte
+	// onStart replaces "the container runs at once"; onKill sees every kill's signal.
+	onStart func()
+	onKill  func(signal string)
+	bodies  map[string][]byte
 }
 
 var versionPrefix = regexp.MustCompile(`^/v[0-9]+\.[0-9]+`)
@@ -105,6 +110,16 @@ func (d *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 	d.bodies[r.Method+" "+p] = body
 	d.mu.Unlock()
 	switch {
+	case strings.HasSuffix(p, "/exec") && strings.HasPrefix(p, "/containers/"):
+		jsonReply(w, 201, map[string]string{"Id": "exec1"})
+	case p == "/exec/exec1/start":
+		if bytes.Contains(body, []byte(`"Detach":true`)) {
+			w.WriteHeader(200)
+			return
+		}
+		d.hijackExec(w, r)
+	case p == "/exec/exec1/json":
+		jsonReply(w, 200, map[string]any{"ID": "exec1", "Running": false, "ExitCode": d.exitCode})
 	case strings.HasPrefix(p, "/containers/nosuch"):
 		jsonReply(w, 404, map[string]string{"message": "No such container: nosuch"})
 	case strings.HasPrefix(p, "/containers/busybox"):
@@ -139,8 +154,17 @@ func (d *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(204)
+		if d.onStart != nil {
+			d.onStart()
+			return
+		}
 		close(d.started)
-	case strings.HasSuffix(p, "/resize"), strings.HasSuffix(p, "/kill"), strings.HasSuffix(p, "/stop"):
+	case strings.HasSuffix(p, "/kill"):
+		w.WriteHeader(204)
+		if d.onKill != nil {
+			d.onKill(r.URL.Query().Get("signal"))
+		}
+	case strings.HasSuffix(p, "/resize"), strings.HasSuffix(p, "/stop"):
 		w.WriteHeader(204)
 	case strings.HasPrefix(p, "/images/nosuch"):
 		jsonReply(w, 404, map[string]string{"message": "No such image: nosuch:latest"})
@@ -194,6 +218,20 @@ func (d *fakeDaemon) hijack(w http.ResponseWriter, r *http.Request) {
 	}
 	_, _ = conn.Write(frame(1, "hello\n"))
 	_, _ = conn.Write(frame(2, "oops\n"))
+}
+
+// hijackExec plays an exec: echoes stdin on stdout, then a stderr line.
+func (d *fakeDaemon) hijackExec(w http.ResponseWriter, r *http.Request) {
+	conn, buf, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		d.t.Errorf("hijack: %v", err)
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	data, _ := io.ReadAll(bufio.NewReader(buf))
+	_, _ = conn.Write(frame(1, string(data)))
+	_, _ = conn.Write(frame(2, "exec-err\n"))
 }
 
 func (d *fakeDaemon) run(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -431,5 +469,81 @@ func TestConnectionRefusedMessage(t *testing.T) {
 	want := "Cannot connect to the Berth daemon at unix://" + sock + ". Is the berth daemon running?\n"
 	if code != 1 || errOut.String() != want {
 		t.Errorf("exit %d stderr %q, want %q", code, errOut.String(), want)
+	}
+}
+
+func TestExecOrderAndExitCode(t *testing.T) {
+	d := newFakeDaemon(t)
+	d.exitCode = 4
+	code, out, errOut := d.run(t, "in\n", "exec", "-i", "-e", "A=1", "-u", "nobody", "-w", "/tmp", "x1", "cat")
+	if code != 4 || out != "in\n" || errOut != "exec-err\n" {
+		t.Errorf("exit %d out %q err %q", code, out, errOut)
+	}
+	want := []string{"GET /containers/x1/json", "POST /containers/x1/exec", "POST /exec/exec1/start", "GET /exec/exec1/json"}
+	if got := d.paths(); !equalStrings(got, want) {
+		t.Errorf("requests %v, want %v", got, want)
+	}
+	var req struct {
+		User, WorkingDir                        string
+		Env, Cmd                                []string
+		AttachStdin, AttachStdout, AttachStderr bool
+	}
+	if err := json.Unmarshal(d.bodies["POST /containers/x1/exec"], &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.User != "nobody" || req.WorkingDir != "/tmp" || !equalStrings(req.Env, []string{"A=1"}) || !equalStrings(req.Cmd, []string{"cat"}) ||
+		!req.AttachStdin || !req.AttachStdout || !req.AttachStderr {
+		t.Errorf("exec create body %+v", req)
+	}
+}
+
+func TestExecDetach(t *testing.T) {
+	d := newFakeDaemon(t)
+	code, out, _ := d.run(t, "", "exec", "-d", "x1", "sleep", "1")
+	if code != 0 || out != "" {
+		t.Errorf("exit %d out %q", code, out)
+	}
+	var req struct{ Detach bool }
+	if err := json.Unmarshal(d.bodies["POST /exec/exec1/start"], &req); err != nil || !req.Detach {
+		t.Errorf("exec start body %s", d.bodies["POST /exec/exec1/start"])
+	}
+}
+
+func TestRunSigProxyForwardsSignals(t *testing.T) {
+	d := newFakeDaemon(t)
+	d.exitCode = 130
+	// once the container runs, berth itself gets SIGUSR1; the container "exits" when the kill arrives
+	d.onStart = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGUSR1) }
+	var once sync.Once
+	var got string
+	d.onKill = func(sig string) {
+		once.Do(func() {
+			d.mu.Lock()
+			got = sig
+			d.mu.Unlock()
+			close(d.started)
+		})
+	}
+	code, _, _ := d.run(t, "", "run", "busybox", "sleep", "100")
+	if code != 130 {
+		t.Errorf("exit %d", code)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if got != "USR1" {
+		t.Errorf("forwarded signal %q, want USR1", got)
+	}
+}
+
+func TestRunTTYIsRawStream(t *testing.T) {
+	d := newFakeDaemon(t)
+	d.tty = true
+	code, out, _ := d.run(t, "", "run", "-t", "busybox")
+	if code != 0 || out != "hello\r\n" {
+		t.Errorf("exit %d out %q", code, out)
+	}
+	var req struct{ Tty bool }
+	if err := json.Unmarshal(d.bodies["POST /containers/create"], &req); err != nil || !req.Tty {
+		t.Errorf("create body %s", d.bodies["POST /containers/create"])
 	}
 }

@@ -92,7 +92,7 @@ func (c *CLI) startAttached(ctx context.Context, api *client.Client, name string
 	tty := ctr.Config != nil && ctr.Config.Tty
 	stdin := interactive && ctr.Config != nil && ctr.Config.OpenStdin
 	if !tty {
-		c.forwardSignals(runCtx, api, ctr.ID)
+		defer c.forwardSignals(runCtx, api, ctr.ID)()
 	}
 	resp, err := api.ContainerAttach(runCtx, ctr.ID, client.ContainerAttachOptions{
 		Stream: true, Stdin: stdin, Stdout: true, Stderr: true, DetachKeys: detachKeys,
@@ -519,7 +519,7 @@ func newAttachCommand(c *CLI) *cobra.Command {
 				return errors.New("the input device is not a TTY")
 			}
 			if sigProxy && !tty {
-				c.forwardSignals(runCtx, api, ctr.ID)
+				defer c.forwardSignals(runCtx, api, ctr.ID)()
 			}
 			resp, err := api.ContainerAttach(runCtx, ctr.ID, client.ContainerAttachOptions{
 				Stream: true, Stdin: stdin, Stdout: true, Stderr: true, DetachKeys: detachKeys,

@@ -250,7 +250,7 @@ func runRun(cmd *cobra.Command, c *CLI, copts *opts.ContainerOptions, ro runOpti
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if ro.sigProxy && !cfg.Tty {
-		c.forwardSignals(runCtx, api, id)
+		defer c.forwardSignals(runCtx, api, id)()
 	}
 
 	attached := cfg.AttachStdin || cfg.AttachStdout || cfg.AttachStderr
@@ -334,7 +334,8 @@ func waitExitOrRemoved(ctx context.Context, c *CLI, api *client.Client, id strin
 			}
 			statusC <- int(r.StatusCode)
 		case err := <-res.Error:
-			if errors.Is(err, context.Canceled) {
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				// berth gave up waiting itself (start failed): nothing to report
 				statusC <- 125
 				return
 			}

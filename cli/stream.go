@@ -203,11 +203,15 @@ func (c *CLI) consoleSize() (uint, uint) {
 	return uint(h), uint(w)
 }
 
-// forwardSignals sends the signals berth receives to the container (--sig-proxy) until ctx ends.
-func (c *CLI) forwardSignals(ctx context.Context, api *client.Client, id string) {
+// forwardSignals sends the signals berth receives to the container (--sig-proxy) until the
+// returned stop function is called; stop returns once forwarding has ended.
+func (c *CLI) forwardSignals(ctx context.Context, api *client.Client, id string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
 	ch := make(chan os.Signal, 16)
+	done := make(chan struct{})
 	signal.Notify(ch)
 	go func() {
+		defer close(done)
 		defer signal.Stop(ch)
 		for {
 			select {
@@ -226,12 +230,16 @@ func (c *CLI) forwardSignals(ctx context.Context, api *client.Client, id string)
 				if name == "" {
 					continue
 				}
-				if _, err := api.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: name}); err != nil {
+				if _, err := api.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: name}); err != nil && ctx.Err() == nil {
 					fmt.Fprintf(c.err, "error sending signal: %v\n", err)
 				}
 			}
 		}
 	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // signalName is the signal's name without "SIG" ("INT"), as docker sends it.

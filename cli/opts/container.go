@@ -369,7 +369,7 @@ func Parse(flags *pflag.FlagSet, o *ContainerOptions, detach bool) (*ContainerCo
 		OpenStdin:    o.Stdin,
 		StdinOnce:    attachStdin && o.Stdin,
 		Env:          env,
-		Cmd:          o.Args,
+		Cmd:          cmdOrNil(o.Args),
 		Image:        o.Image,
 		WorkingDir:   o.Workdir,
 		Entrypoint:   entrypoint,
@@ -482,4 +482,12 @@ func isPerm(s string) bool {
 		}
 	}
 	return true
+}
+
+// cmdOrNil keeps an absent command null on the wire, so the image's CMD applies.
+func cmdOrNil(args []string) []string {
+	if len(args) == 0 {
+		return nil
+	}
+	return args
 }
