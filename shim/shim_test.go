@@ -874,3 +874,41 @@ func TestContextCancel(t *testing.T) {
 		t.Errorf("exit code %d", e.Code)
 	}
 }
+
+// TestLargeOutput pushes a few MiB through the shim with an attached client that keeps reading: the client
+// and the log both get every byte.
+func TestLargeOutput(t *testing.T) {
+	const lines = 2000000 // 4 MB of "y\n", more than the per-client queue bound
+	tc := newContainer(t, []string{"sh", "-c", fmt.Sprintf("yes | head -n %d", lines)})
+	c := tc.start(t)
+	out := &countWriter{want: 2 * lines, done: make(chan struct{})}
+	attachWait, err := c.OpenAttach(context.Background(), nil, out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := attachWait(); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if out.n != 2*lines {
+		t.Errorf("client got %d bytes, want %d", out.n, 2*lines)
+	}
+	if e := wait(t, c); e.Code != 0 {
+		t.Errorf("exit code %d", e.Code)
+	}
+	raw, err := os.ReadFile(tc.opts.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(raw, []byte("\n")); n != lines {
+		t.Errorf("log has %d entries, want %d", n, lines)
+	}
+	for _, line := range [][]byte{raw[:bytes.IndexByte(raw, '\n')], raw[bytes.LastIndexByte(raw[:len(raw)-1], '\n')+1:]} {
+		var e logEntry
+		if err := json.Unmarshal(line, &e); err != nil || e.Log != "y\n" || e.Stream != "stdout" {
+			t.Errorf("log entry %q: %+v, %v", line, e, err)
+		}
+	}
+}

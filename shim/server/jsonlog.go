@@ -11,6 +11,9 @@ import (
 // a trailing "\n", and the rest continues in the next entry.
 const maxLine = 16 * 1024
 
+// flushAt is the size at which encoded entries are written out in the middle of one read's lines.
+const flushAt = 64 << 10
+
 // jsonLog appends Docker json-file entries to one file. Both streams of a container share it.
 type jsonLog struct {
 	mu  sync.Mutex
@@ -25,6 +28,7 @@ type lineLog struct {
 	stream  string
 	pending []byte
 	out     []byte // reused encoding buffer
+	ts      []byte // the formatted time of the current write
 }
 
 func (l *jsonLog) stream(name string) *lineLog {
@@ -33,7 +37,7 @@ func (l *jsonLog) stream(name string) *lineLog {
 
 // Write logs every complete line of p and keeps the incomplete rest, cutting it at maxLine.
 func (s *lineLog) Write(p []byte) (int, error) {
-	ts := s.log.now().UTC()
+	s.ts = s.log.now().UTC().AppendFormat(s.ts[:0], time.RFC3339Nano) // once for all lines of one read
 	s.out = s.out[:0]
 	s.pending = append(s.pending, p...)
 	data := s.pending
@@ -45,8 +49,14 @@ func (s *lineLog) Write(p []byte) (int, error) {
 			}
 			i = maxLine - 1 // a full piece without newline
 		}
-		s.out = appendEntry(s.out, data[:i+1], s.stream, ts)
+		s.out = appendEntry(s.out, data[:i+1], s.stream, s.ts)
 		data = data[i+1:]
+		if len(s.out) >= flushAt { // short lines multiply the bytes: write in batches, reuse one buffer
+			if err := s.flush(); err != nil {
+				s.pending = append(s.pending[:0], data...)
+				return len(p), err
+			}
+		}
 	}
 	s.pending = append(s.pending[:0], data...)
 	return len(p), s.flush()
@@ -56,7 +66,8 @@ func (s *lineLog) Write(p []byte) (int, error) {
 func (s *lineLog) Close() error {
 	s.out = s.out[:0]
 	if len(s.pending) > 0 {
-		s.out = appendEntry(s.out, s.pending, s.stream, s.log.now().UTC())
+		s.ts = s.log.now().UTC().AppendFormat(s.ts[:0], time.RFC3339Nano)
+		s.out = appendEntry(s.out, s.pending, s.stream, s.ts)
 		s.pending = s.pending[:0]
 	}
 	return s.flush()
@@ -67,16 +78,13 @@ func (s *lineLog) flush() error {
 		return nil
 	}
 	s.log.mu.Lock()
-	defer s.log.mu.Unlock()
 	_, err := s.log.f.Write(s.out)
 	if err != nil && s.log.err == nil {
 		s.log.err = err
-		return err
 	}
-	if cap(s.out) > 4*maxLine { // do not keep a burst's buffer
-		s.out = nil
-	}
-	return nil
+	s.log.mu.Unlock()
+	s.out = s.out[:0]
+	return err
 }
 
 // indexNL returns the index of the first '\n' within the first limit bytes of b, or -1.
@@ -93,13 +101,13 @@ func indexNL(b []byte, limit int) int {
 }
 
 // appendEntry appends {"log":...,"stream":...,"time":...}\n in the byte layout of Docker's json-file driver.
-func appendEntry(b, line []byte, stream string, ts time.Time) []byte {
+func appendEntry(b, line []byte, stream string, ts []byte) []byte {
 	b = append(b, `{"log":`...)
 	b = appendJSONString(b, line)
 	b = append(b, `,"stream":"`...)
 	b = append(b, stream...)
 	b = append(b, `","time":"`...)
-	b = ts.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, ts...)
 	return append(b, "\"}\n"...)
 }
 

@@ -52,6 +52,7 @@ func TestLineLog(t *testing.T) {
 		{"long partial is cut, rest flushed at close", []string{long}, []string{long[:maxLine], long[maxLine:]}},
 		{"line of exactly 16 KiB with newline after", []string{strings.Repeat("y", maxLine-1) + "\n"}, []string{strings.Repeat("y", maxLine-1) + "\n"}},
 		{"nothing", nil, nil},
+		{"batches past flushAt in one write", []string{strings.Repeat("ab\n", 5000) + "c"}, append(repeat("ab\n", 5000), "c")},
 	}
 	fixed := time.Date(2026, 11, 27, 10, 0, 0, 123456789, time.FixedZone("X", 3600))
 	for _, tt := range tests {
@@ -94,6 +95,14 @@ func TestLineLog(t *testing.T) {
 	}
 }
 
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
 func trunc(s []string) []string {
 	out := make([]string, len(s))
 	for i, x := range s {
@@ -107,7 +116,7 @@ func trunc(s []string) []string {
 
 func TestEntryLayout(t *testing.T) {
 	ts := time.Date(2026, 11, 27, 10, 0, 0, 120000000, time.UTC)
-	got := string(appendEntry(nil, []byte("hi\n"), "stdout", ts))
+	got := string(appendEntry(nil, []byte("hi\n"), "stdout", ts.AppendFormat(nil, time.RFC3339Nano)))
 	want := `{"log":"hi\n","stream":"stdout","time":"2026-11-27T10:00:00.12Z"}` + "\n"
 	if got != want {
 		t.Errorf("entry %s, want %s", got, want)
@@ -180,5 +189,20 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 	if err := writeFileAtomic(filepath.Join(dir, "missing", "x"), nil); err == nil {
 		t.Error("write into a missing dir succeeded")
+	}
+}
+
+// BenchmarkLineLog logs short lines, the worst case of json-file (one entry per 2 bytes of output).
+func BenchmarkLineLog(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	s := (&jsonLog{f: f, now: time.Now}).stream("stdout")
+	chunk := bytes.Repeat([]byte("y\n"), 8<<10)
+	b.SetBytes(int64(len(chunk)))
+	for i := 0; i < b.N; i++ {
+		s.Write(chunk)
 	}
 }
