@@ -146,7 +146,72 @@ func (s *Store) Delete(ctx context.Context, ref string, force, noprune bool) ([]
 		names = nil
 	}
 	more, err := s.deleteHelper(ctx, id, names, force, !noprune, quiet)
-	return append(out, more...), err
+	out = append(out, more...)
+	if err == nil {
+		// Layers an earlier removal had to leave to a container that is
+		// gone now go too.
+		removed, gerr := s.gcLocked(ctx)
+		for _, c := range removed {
+			out = append(out, DeleteResponse{Deleted: c})
+		}
+		err = gerr
+	}
+	return out, err
+}
+
+// GC removes the layers (with their snapshots and blobs) that no image uses
+// and no container builds on. The daemon may call it after removing a
+// container whose image was force-deleted; Delete and Prune call it too.
+func (s *Store) GC(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gcLocked(ctx)
+}
+
+func (s *Store) gcLocked(ctx context.Context) ([]string, error) {
+	var unused []Layer
+	parentOf := map[string]string{}
+	s.db.View(func(tx *bolt.Tx) error {
+		used, _ := s.references(tx)
+		return tx.Bucket(BucketLayers).ForEach(func(k, _ []byte) error {
+			l, err := getLayer(tx, string(k))
+			if err != nil || l == nil {
+				return nil
+			}
+			parentOf[l.ChainID] = l.Parent
+			if !used[l.ChainID] && !s.held(l.ChainID) {
+				unused = append(unused, *l)
+			}
+			return nil
+		})
+	})
+	if len(unused) == 0 {
+		return nil, nil
+	}
+	sortByDepth(unused, parentOf)
+	var chainIDs []string
+	var blobs []digest.Digest
+	for _, l := range unused {
+		chainIDs = append(chainIDs, l.ChainID)
+		blobs = append(blobs, l.Blob.Digest)
+	}
+	return s.collectAll(ctx, chainIDs, blobs)
+}
+
+// collectAll is collect for candidates that are not one chain: a layer a
+// container still builds on stays, and so do the ones below it.
+func (s *Store) collectAll(ctx context.Context, chainIDs []string, blobs []digest.Digest) ([]string, error) {
+	var removed []string
+	var errs []error
+	for _, c := range chainIDs {
+		r, err := s.collect(ctx, []string{c}, nil)
+		removed = append(removed, r...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	_, err := s.collect(ctx, nil, blobs)
+	return removed, errors.Join(append(errs, err)...)
 }
 
 // conflict reports why id cannot be deleted: children or running containers

@@ -235,3 +235,41 @@ func TestCheckFindsAndRepairsDamage(t *testing.T) {
 	}
 	e.check(t)
 }
+
+func TestForcedRemovalKeepsContainerLayersUntilGC(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	img, err := e.s.Import(ctx, bytes.NewReader(busyboxTar(t)), "a:1", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.SetUsers(fakeUsers{img.ID.String(): {"c1"}})
+	if _, err := e.sn.Prepare(ctx, "c1", img.ChainID); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.s.Delete(ctx, "a:1", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := responses(resp); got != "U:a:1 D:"+img.ID.String() {
+		t.Fatalf("rmi -f: %q", got)
+	}
+	if _, err := e.sn.Stat(ctx, img.ChainID); err != nil {
+		t.Fatal("layer under a container removed")
+	}
+	e.check(t)
+	e.s.SetUsers(fakeUsers{})
+	if err := e.sn.Remove(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := e.s.GC(ctx)
+	if err != nil || len(removed) != 1 || removed[0] != img.ChainID {
+		t.Fatalf("gc removed %v, %v", removed, err)
+	}
+	blobs := 0
+	e.cs.Walk(ctx, func(digest.Digest, int64, string) error { blobs++; return nil })
+	if blobs != 0 {
+		t.Errorf("%d blobs left", blobs)
+	}
+	e.check(t)
+}

@@ -229,6 +229,18 @@ func resolve(tx *bolt.Tx, ref string) (digest.Digest, error) {
 			if images.Get([]byte(id)) != nil {
 				return id, nil
 			}
+			var found digest.Digest
+			images.ForEach(func(k, v []byte) error {
+				var r record
+				if json.Unmarshal(v, &r) == nil && r.Manifest == id {
+					found = digest.Digest(k)
+					return errStop
+				}
+				return nil
+			})
+			if found != "" {
+				return found, nil
+			}
 		}
 	}
 	// A (short) hex id prefix.
