@@ -28,6 +28,11 @@ func NewRootCommand(c *CLI) *cobra.Command {
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	root.SetVersionTemplate("Berth version {{.Version}}\n")
+	cobra.AddTemplateFunc("aliasLine", aliasLine)
+	cobra.AddTemplateFunc("managementCommands", managementCommands)
+	cobra.AddTemplateFunc("operationCommands", operationCommands)
+	root.SetUsageTemplate(usageTemplate)
+	root.SetHelpTemplate("{{.UsageString}}")
 	root.SetFlagErrorFunc(flagErrorFunc)
 	flags := root.Flags()
 	flags.StringVarP(&c.opts.Host, "host", "H", "", "Daemon socket to connect to (default "+DefaultHost+", or BERTH_HOST, DOCKER_HOST)")
@@ -47,12 +52,87 @@ func NewRootCommand(c *CLI) *cobra.Command {
 		newSystemGroup(c),
 	)
 	walk(root, func(cmd *cobra.Command) {
+		// docker lists neither --help nor repeatable flags' Go type
+		cmd.InitDefaultHelpFlag()
+		_ = cmd.Flags().MarkHidden("help")
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if f.Value.Type() == "stringArray" {
+				f.Value = listValue{f.Value}
+				f.DefValue = ""
+			}
+		})
 		cmd.SetFlagErrorFunc(flagErrorFunc)
 		cmd.DisableFlagsInUseLine = true
 		cmd.SilenceErrors = true
 		cmd.SilenceUsage = true
 	})
 	return root
+}
+
+// usageTemplate lays out --help like docker: usage line, description, aliases, commands, options.
+const usageTemplate = `Usage:  {{if .HasSubCommands}}{{.CommandPath}}{{if not .HasParent}} [OPTIONS]{{end}} COMMAND{{else}}{{.UseLine}}{{end}}
+
+{{.Short}}
+{{- if .Aliases}}
+
+Aliases:
+  {{aliasLine .}}
+{{- end}}
+{{- if managementCommands .}}
+
+Management Commands:
+{{- range managementCommands .}}
+  {{rpad .Name 11}} {{.Short}}
+{{- end}}
+{{- end}}
+{{- if operationCommands .}}
+
+Commands:
+{{- range operationCommands .}}
+  {{rpad .Name 11}} {{.Short}}
+{{- end}}
+{{- end}}
+{{- if .HasAvailableLocalFlags}}
+
+Options:
+{{.LocalFlags.FlagUsagesWrapped 80 | trimTrailingWhitespaces}}
+{{- end}}
+{{- if .HasSubCommands}}
+
+Run '{{.CommandPath}} COMMAND --help' for more information on a command.
+{{- end}}
+`
+
+func aliasLine(cmd *cobra.Command) string {
+	parent := ""
+	if cmd.HasParent() {
+		parent = cmd.Parent().CommandPath() + " "
+	}
+	names := []string{parent + cmd.Name()}
+	for _, a := range cmd.Aliases {
+		names = append(names, parent+a)
+	}
+	return strings.Join(names, ", ")
+}
+
+func managementCommands(cmd *cobra.Command) []*cobra.Command {
+	var out []*cobra.Command
+	for _, sub := range cmd.Commands() {
+		if sub.IsAvailableCommand() && sub.HasSubCommands() {
+			out = append(out, sub)
+		}
+	}
+	return out
+}
+
+func operationCommands(cmd *cobra.Command) []*cobra.Command {
+	var out []*cobra.Command
+	for _, sub := range cmd.Commands() {
+		if sub.IsAvailableCommand() && !sub.HasSubCommands() {
+			out = append(out, sub)
+		}
+	}
+	return out
 }
 
 func walk(cmd *cobra.Command, fn func(*cobra.Command)) {
@@ -211,6 +291,11 @@ func parseFilters(values []string) (map[string][]string, error) {
 	}
 	return out, nil
 }
+
+// listValue shows a repeatable flag as "list" in --help, as docker does.
+type listValue struct{ pflag.Value }
+
+func (listValue) Type() string { return "list" }
 
 // helpFlagOnly adds --help without -h, for commands where -h means something else.
 func helpFlagOnly(flags *pflag.FlagSet) {
