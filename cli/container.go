@@ -331,7 +331,7 @@ func newPsCommand(c *CLI) *cobra.Command {
 	flags.IntVarP(&last, "last", "n", -1, "Show n last created containers (includes all states)")
 	flags.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
 	flags.StringVar(&format, "format", "", "Format output using a custom template ('table', 'table TEMPLATE', 'json', 'TEMPLATE')")
-	flags.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided")
+	flags.VarP(newFilterValue(&filters), "filter", "f", "Filter output based on conditions provided")
 	return cmd
 }
 
@@ -590,7 +590,7 @@ func newWaitCommand(c *CLI) *cobra.Command {
 }
 
 func newTopCommand(c *CLI) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "top CONTAINER [ps OPTIONS]",
 		Short: "Display the running processes of a container",
 		Args:  requiresMinArgs(1),
@@ -611,6 +611,9 @@ func newTopCommand(c *CLI) *cobra.Command {
 			return w.Flush()
 		},
 	}
+	// everything after CONTAINER belongs to ps
+	cmd.Flags().SetInterspersed(false)
+	return cmd
 }
 
 func newRenameCommand(c *CLI) *cobra.Command {
@@ -877,7 +880,7 @@ func newContainerPruneCommand(c *CLI) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, `Provide filter values (e.g. "until=<timestamp>")`)
+	cmd.Flags().Var(newFilterValue(&filters), "filter", `Provide filter values (e.g. "until=<timestamp>")`)
 	return cmd
 }
 

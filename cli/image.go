@@ -95,25 +95,15 @@ func newImagesCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if quiet {
-				seen := map[string]bool{}
-				for _, img := range res.Items {
-					id := img.ID
-					if !noTrunc {
-						id = formatter.TruncateID(id)
-					}
-					if !seen[id] {
-						seen[id] = true
-						fmt.Fprintln(c.out, id)
-					}
-				}
-				return nil
-			}
 			if format == "" || format == formatter.TableFormatKey {
 				format = formatter.ImageTableFormat
 				if digests {
 					format = formatter.ImageTableFormatDigests
 				}
+			}
+			if quiet {
+				// one id per row, as docker prints it
+				format = formatter.QuietIDFormat
 			}
 			rows := formatter.ImageRows(res.Items, !noTrunc, digests, time.Now())
 			return formatter.Write(c.out, formatter.Format(format), formatter.ImageHeaders, rows)
@@ -125,7 +115,7 @@ func newImagesCommand(c *CLI) *cobra.Command {
 	flags.BoolVar(&digests, "digests", false, "Show digests")
 	flags.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
 	flags.StringVar(&format, "format", "", "Format output using a custom template ('table', 'table TEMPLATE', 'json', 'TEMPLATE')")
-	flags.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided")
+	flags.VarP(newFilterValue(&filters), "filter", "f", "Filter output based on conditions provided")
 	return cmd
 }
 
@@ -199,6 +189,9 @@ func newHistoryCommand(c *CLI) *cobra.Command {
 			}
 			if format == "" || format == formatter.TableFormatKey {
 				format = formatter.HistoryTableFormat
+				if !human {
+					format = formatter.HistoryTableFormatNonHuman
+				}
 			}
 			if quiet {
 				format = "{{.ID}}"
@@ -337,7 +330,7 @@ func newImagePruneCommand(c *CLI) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, `Provide filter values (e.g. "until=<timestamp>")`)
+	cmd.Flags().Var(newFilterValue(&filters), "filter", `Provide filter values (e.g. "until=<timestamp>")`)
 	return cmd
 }
 

@@ -278,7 +278,27 @@ func withHelp(cmd *cobra.Command, err error, code int) error {
 	}
 }
 
-// filterFlag collects -f key=value values.
+// filterValue is a repeatable -f/--filter flag that rejects values without "=" as soon as they are
+// parsed, so a bad filter is a flag error (exit 125), as in docker.
+type filterValue struct{ values *[]string }
+
+func newFilterValue(p *[]string) *filterValue { return &filterValue{values: p} }
+
+func (f *filterValue) String() string { return "" }
+
+// Set checks and appends one key=value filter.
+func (f *filterValue) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return fmt.Errorf("bad format of filter (expected name=value)")
+	}
+	*f.values = append(*f.values, v)
+	return nil
+}
+
+// Type is shown in --help.
+func (f *filterValue) Type() string { return "filter" }
+
+// parseFilters groups key=value filter values by key.
 func parseFilters(values []string) (map[string][]string, error) {
 	out := map[string][]string{}
 	for _, v := range values {

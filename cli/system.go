@@ -45,6 +45,11 @@ func newVersionCommand(c *CLI) *cobra.Command {
 			if serr == nil {
 				info.Server = &sv
 			}
+			if format != "" && serr != nil {
+				// docker prints an empty line for the server part it could not reach
+				fmt.Fprintln(c.out)
+				return serr
+			}
 			if format != "" {
 				if err := formatter.Write(c.out, formatter.Format(format), nil, []any{info}); err != nil {
 					return err
@@ -245,7 +250,7 @@ func newEventsCommand(c *CLI) *cobra.Command {
 	flags.StringVar(&since, "since", "", "Show all events created since timestamp")
 	flags.StringVar(&until, "until", "", "Stream events until this timestamp")
 	flags.StringVar(&format, "format", "", "Format output using a custom template")
-	flags.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided")
+	flags.VarP(newFilterValue(&filters), "filter", "f", "Filter output based on conditions provided")
 	return cmd
 }
 
@@ -447,7 +452,7 @@ func newSystemPruneCommand(c *CLI) *cobra.Command {
 	flags.BoolVarP(&all, "all", "a", false, "Remove all unused images not just dangling ones")
 	flags.BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	flags.BoolVar(&volumes, "volumes", false, "Prune anonymous volumes")
-	flags.StringArrayVar(&filters, "filter", nil, `Provide filter values (e.g. "label=<key>=<value>")`)
+	flags.Var(newFilterValue(&filters), "filter", `Provide filter values (e.g. "label=<key>=<value>")`)
 	return cmd
 }
 
