@@ -88,9 +88,9 @@ func (d *Daemon) ContainerAttach(ctx context.Context, ref string, o AttachOption
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		c.Lock()
+		// start holds the container's lock while it waits for us; l.shim was
+		// set before created was closed, so reading it here is safe.
 		client = l.shim
-		c.Unlock()
 		if client == nil {
 			return nil
 		}

@@ -80,8 +80,8 @@ func (d *Daemon) ContainerCreate(ctx context.Context, o CreateOptions) (api.Crea
 		ID: id, Name: name, Created: time.Now().UTC(),
 		Image: cfg.Image, ImageID: img.ID,
 		Config: merged, HostConfig: hc,
-		State:  container.State{Status: api.StateCreated},
-		Path:   args[0], Args: args[1:],
+		State: container.State{Status: api.StateCreated},
+		Path:  args[0], Args: args[1:],
 		Driver: "overlay2",
 	}
 	if err := os.MkdirAll(d.containerDir(id), 0o710); err != nil {
@@ -207,6 +207,12 @@ func (d *Daemon) containerDir(id string) string {
 
 func (d *Daemon) bundleDir(id string) string {
 	return filepath.Join(d.cfg.ExecRoot, "containers", id)
+}
+
+// stateDir holds the shim's socket and exit record. It is kept short
+// (exec-root/s/<20 hex>) because a unix socket path must fit in 108 bytes.
+func (d *Daemon) stateDir(id string) string {
+	return filepath.Join(d.cfg.ExecRoot, "s", id[:20])
 }
 
 func (d *Daemon) logPath(id string) string {

@@ -14,5 +14,6 @@
 //	├── berth.sock                   Engine API socket (0660)
 //	├── berthd.pid
 //	├── runtime/<name>/              the OCI runtime's --root
-//	└── containers/<id>/             bundle: config.json, rootfs/ (overlay mount); shim.sock, shim.pid, exit.json, shim.log
+//	├── containers/<id>/             bundle: config.json, rootfs/ (overlay mount)
+//	└── s/<first 20 hex of id>/      shim.sock, shim.pid, exit.json, shim.log (short: socket paths max 108 bytes)
 package daemon

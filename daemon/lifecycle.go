@@ -332,6 +332,7 @@ func (d *Daemon) ContainerRemove(ctx context.Context, ref string, o RemoveOption
 		return fmt.Errorf("remove writable layer of %s: %w", c.ID, err)
 	}
 	os.RemoveAll(d.bundleDir(c.ID))
+	os.RemoveAll(d.stateDir(c.ID))
 	os.RemoveAll(d.containerDir(c.ID))
 	if err := d.Containers.Delete(c); err != nil {
 		return err
@@ -417,9 +418,7 @@ func (d *Daemon) ContainerWait(ctx context.Context, ref string, cond WaitConditi
 }
 
 func waitResponse(st container.State) api.WaitResponse {
-	r := api.WaitResponse{StatusCode: int64(st.ExitCode)}
-	if st.Error != "" {
-		r.Error = &api.WaitExitError{Message: st.Error}
-	}
-	return r
+	// Start failures already reached the client as the start error;
+	// repeating them here makes the CLI print them twice.
+	return api.WaitResponse{StatusCode: int64(st.ExitCode)}
 }

@@ -31,7 +31,7 @@ func (d *Daemon) restore(ctx context.Context) {
 		default:
 			continue
 		}
-		stateDir := d.bundleDir(c.ID)
+		stateDir := d.stateDir(c.ID)
 		if client, err := shim.Connect(ctx, stateDir); err == nil {
 			rt, _, rerr := d.runtimeFor(c.HostConfig.Runtime)
 			if rerr != nil {
@@ -55,7 +55,7 @@ func (d *Daemon) restore(ctx context.Context) {
 		}
 		// No shim and no exit record: the host rebooted or the shim was killed.
 		c.Lock()
-		snapshot.Unmount(filepath.Join(stateDir, "rootfs"))
+		snapshot.Unmount(filepath.Join(d.bundleDir(c.ID), "rootfs"))
 		if rt, _, err := d.runtimeFor(c.HostConfig.Runtime); err == nil {
 			rt.Delete(ctx, c.ID, true)
 		}

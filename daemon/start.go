@@ -87,6 +87,13 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 			c.State.SetStartFailed(code, msg, time.Now().UTC())
 			logErr("save container", d.Containers.Save(c), "id", c.ID)
 			c.Notify()
+			if c.HostConfig.AutoRemove {
+				// Like dockerd: a --rm container that cannot start is removed,
+				// which also releases clients waiting for condition=removed.
+				go func() {
+					logErr("auto-remove container", d.ContainerRemove(context.Background(), c.ID, RemoveOptions{Force: true, Volumes: true}), "id", c.ID)
+				}()
+			}
 		}
 	}()
 	if err := os.MkdirAll(rootfs, 0o711); err != nil {
@@ -119,9 +126,9 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	if err := writeFileAtomic(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
 		return err
 	}
-	os.Remove(filepath.Join(bundle, "exit.json"))
+	os.RemoveAll(d.stateDir(c.ID))
 	client, err := shim.Start(ctx, shim.Options{
-		ID: c.ID, Bundle: bundle, StateDir: bundle, LogPath: d.logPath(c.ID),
+		ID: c.ID, Bundle: bundle, StateDir: d.stateDir(c.ID), LogPath: d.logPath(c.ID),
 		Runtime: bin, RuntimeRoot: d.runtimeRoot(c.HostConfig.Runtime), ShimBinary: d.cfg.ShimBinary,
 		Terminal: c.Config.Tty, Stdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
 	})
