@@ -442,6 +442,15 @@ func Parse(flags *pflag.FlagSet, o *ContainerOptions, detach bool) (*ContainerCo
 	}
 
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
+	if len(o.NetworkAlias) > 0 {
+		switch o.Network {
+		case "", "default", "bridge", "host", "none":
+			return nil, fmt.Errorf("network-scoped aliases are only supported for user-defined networks")
+		}
+		if strings.HasPrefix(o.Network, "container:") {
+			return nil, fmt.Errorf("network-scoped aliases are only supported for user-defined networks")
+		}
+	}
 	if o.Network != "" && len(o.NetworkAlias) > 0 {
 		nc.EndpointsConfig[o.Network] = &network.EndpointSettings{Aliases: o.NetworkAlias}
 	}

@@ -151,6 +151,12 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("restart %+v", cc.HostConfig.RestartPolicy)
 			}
 		}},
+		{"aliases on a user network", []string{"--network", "mynet", "--network-alias", "web", "busybox"}, false, func(t *testing.T, cc *ContainerConfig) {
+			ep := cc.NetworkingConfig.EndpointsConfig["mynet"]
+			if ep == nil || !reflect.DeepEqual(ep.Aliases, []string{"web"}) || cc.HostConfig.NetworkMode != "mynet" {
+				t.Errorf("endpoints %+v mode %q", cc.NetworkingConfig.EndpointsConfig, cc.HostConfig.NetworkMode)
+			}
+		}},
 		{"labels", []string{"-l", "a=b", "--label", "c", "busybox"}, false, func(t *testing.T, cc *ContainerConfig) {
 			if !reflect.DeepEqual(cc.Config.Labels, map[string]string{"a": "b", "c": ""}) {
 				t.Errorf("labels %v", cc.Config.Labels)
@@ -188,6 +194,7 @@ func TestParseFlagErrors(t *testing.T) {
 		{[]string{"-a", "stdweird", "busybox"}, `invalid argument "stdweird" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`},
 		{[]string{"--dns", "notanip", "busybox"}, `invalid argument "notanip" for "--dns" flag: ip address is not correctly formatted: notanip`},
 		{[]string{"--add-host", "nohost", "busybox"}, `invalid argument "nohost" for "--add-host" flag: bad format for add-host: "nohost"`},
+		{[]string{"--network-alias", "x", "--network", "bridge", "busybox"}, "network-scoped aliases are only supported for user-defined networks"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
