@@ -207,6 +207,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, eio Exec
 			return fail(errdefs.System("exec in container %s: allocate terminal: %w", id, err))
 		}
 		ep.terminal = master
+		// Raw from the start: runc makes it raw too, but input that arrives
+		// before must not be echoed or line-buffered by this outer terminal.
+		if err := master.SetRaw(); err != nil {
+			return fail(errdefs.System("exec in container %s: set terminal raw: %w", id, err))
+		}
 		if eio.Height > 0 && eio.Width > 0 {
 			_ = master.Resize(console.WinSize{Height: eio.Height, Width: eio.Width})
 		}

@@ -406,6 +406,23 @@ func TestRuncExec(t *testing.T) {
 		}
 	})
 
+	t.Run("tty early input echoed once", func(t *testing.T) {
+		var out syncBuffer
+		p, err := env.rt.Exec(ctx, id, proc(t, container.ExecCreateRequest{Cmd: []string{"cat"}, Tty: true}),
+			ExecIO{Stdin: strings.NewReader("abc\n\x04"), Stdout: &out, Terminal: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, err := p.Wait()
+		if err != nil || code != 0 {
+			t.Fatalf("exit %d err %v", code, err)
+		}
+		// The container's terminal echoes the line once and cat prints it once.
+		if got := out.String(); strings.Count(got, "abc") != 2 || !strings.Contains(got, "abc\r\n") {
+			t.Errorf("output %q", got)
+		}
+	})
+
 	t.Run("tty not found", func(t *testing.T) {
 		var out syncBuffer
 		_, err := env.rt.Exec(ctx, id, proc(t, container.ExecCreateRequest{Cmd: []string{"nope"}, Tty: true}), ExecIO{Stdout: &out, Terminal: true})

@@ -119,6 +119,13 @@ func generateSpec(o SpecOptions, h *hostFacts) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	if hc.Umask != nil {
+		if *hc.Umask > 0o777 {
+			return nil, errdefs.InvalidArgument("invalid umask %#o", *hc.Umask)
+		}
+		mask := *hc.Umask
+		usr.Umask = &mask
+	}
 	s.Process.User = usr
 	oom := hc.OomScoreAdj
 	if oom < -1000 || oom > 1000 {
