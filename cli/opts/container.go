@@ -41,6 +41,7 @@ type ContainerOptions struct {
 	MemorySwap   MemBytes
 	CPUs         NanoCPUs
 	CPUShares    int64
+	Swappiness   int64
 	CpusetCpus   string
 	Ulimits      []string
 	CapAdd       []string
@@ -110,6 +111,7 @@ func AddContainerFlags(flags *pflag.FlagSet) *ContainerOptions {
 	flags.Var(&o.MemorySwap, "memory-swap", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
 	flags.Var(&o.CPUs, "cpus", "Number of CPUs")
 	flags.Int64VarP(&o.CPUShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
+	flags.Int64Var(&o.Swappiness, "memory-swappiness", -1, "Tune container memory swappiness (0 to 100)")
 	flags.StringVar(&o.CpusetCpus, "cpuset-cpus", "", "CPUs in which to allow execution (0-3, 0,1)")
 	flags.StringArrayVar(&o.Ulimits, "ulimit", nil, "Ulimit options")
 	flags.StringArrayVar(&o.CapAdd, "cap-add", nil, "Add Linux capabilities")
@@ -173,6 +175,9 @@ func Parse(flags *pflag.FlagSet, o *ContainerOptions, detach bool) (*ContainerCo
 		attachStdin = o.Stdin
 	}
 
+	if o.Swappiness != -1 && (o.Swappiness < 0 || o.Swappiness > 100) {
+		return nil, fmt.Errorf("invalid value: %d. Valid memory swappiness range is 0-100", o.Swappiness)
+	}
 	if o.Memory.Value() != 0 && o.MemorySwap.Value() > 0 && o.MemorySwap.Value() < o.Memory.Value() {
 		return nil, fmt.Errorf("minimum memoryswap limit should be larger than memory limit, see usage")
 	}
@@ -423,6 +428,8 @@ func Parse(flags *pflag.FlagSet, o *ContainerOptions, detach bool) (*ContainerCo
 			CpusetCpus: o.CpusetCpus,
 			Ulimits:    ulimits,
 			Devices:    devices,
+			// docker always sends the flag's value; -1 means "the daemon's default"
+			MemorySwappiness: &o.Swappiness,
 		},
 	}
 	if flags.Changed("init") {
@@ -451,8 +458,9 @@ func Parse(flags *pflag.FlagSet, o *ContainerOptions, detach bool) (*ContainerCo
 			return nil, fmt.Errorf("network-scoped aliases are only supported for user-defined networks")
 		}
 	}
-	if o.Network != "" && len(o.NetworkAlias) > 0 {
-		nc.EndpointsConfig[o.Network] = &network.EndpointSettings{Aliases: o.NetworkAlias}
+	// like docker (API >= 1.44), name an endpoint for the network the container joins
+	if !netMode.IsNone() && !netMode.IsHost() && !netMode.IsContainer() {
+		nc.EndpointsConfig[string(netMode)] = &network.EndpointSettings{Aliases: o.NetworkAlias}
 	}
 	return &ContainerConfig{Config: cfg, HostConfig: hc, NetworkingConfig: nc}, nil
 }
