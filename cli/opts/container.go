@@ -458,8 +458,8 @@ func Parse(flags *pflag.FlagSet, o *ContainerOptions, detach bool) (*ContainerCo
 			return nil, fmt.Errorf("network-scoped aliases are only supported for user-defined networks")
 		}
 	}
-	// like docker (API >= 1.44), name an endpoint for the network the container joins
-	if !netMode.IsNone() && !netMode.IsHost() && !netMode.IsContainer() {
+	// like docker (API >= 1.44): an endpoint for the default network, or for a user network with options
+	if netMode.IsDefault() || netMode.IsUserDefined() && len(o.NetworkAlias) > 0 {
 		nc.EndpointsConfig[string(netMode)] = &network.EndpointSettings{Aliases: o.NetworkAlias}
 	}
 	return &ContainerConfig{Config: cfg, HostConfig: hc, NetworkingConfig: nc}, nil
