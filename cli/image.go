@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -287,16 +288,24 @@ func newPullCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			named, err := reference.ParseNormalizedNamed(args[0])
+			if err != nil {
+				return err
+			}
+			if reference.IsNameOnly(named) {
+				named = reference.TagNameOnly(named)
+				if !quiet {
+					fmt.Fprintf(c.out, "Using default tag: %s\n", "latest")
+				}
+			}
 			var out io.Writer = c.out
 			if quiet {
 				out = io.Discard
 			}
-			if err := c.pullImage(cmd.Context(), args[0], p, out); err != nil {
+			if err := c.pullImage(cmd.Context(), reference.FamiliarString(named), p, out); err != nil {
 				return err
 			}
-			if quiet {
-				fmt.Fprintln(c.out, args[0])
-			}
+			fmt.Fprintln(c.out, named.String())
 			return nil
 		},
 	}

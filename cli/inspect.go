@@ -15,24 +15,24 @@ import (
 	"github.com/berth-dev/berth/cli/formatter"
 )
 
-// inspectFunc fetches one object's raw JSON.
-type inspectFunc func(ctx context.Context, api *client.Client, ref string) ([]byte, error)
+// inspectFunc fetches one object's raw JSON; size asks containers for their sizes.
+type inspectFunc func(ctx context.Context, api *client.Client, ref string, size bool) ([]byte, error)
 
 var inspectors = map[string]inspectFunc{
-	"container": func(ctx context.Context, api *client.Client, ref string) ([]byte, error) {
-		r, err := api.ContainerInspect(ctx, ref, client.ContainerInspectOptions{})
+	"container": func(ctx context.Context, api *client.Client, ref string, size bool) ([]byte, error) {
+		r, err := api.ContainerInspect(ctx, ref, client.ContainerInspectOptions{Size: size})
 		return r.Raw, err
 	},
-	"image": func(ctx context.Context, api *client.Client, ref string) ([]byte, error) {
+	"image": func(ctx context.Context, api *client.Client, ref string, _ bool) ([]byte, error) {
 		var buf bytes.Buffer
 		_, err := api.ImageInspect(ctx, ref, client.ImageInspectWithRawResponse(&buf))
 		return buf.Bytes(), err
 	},
-	"network": func(ctx context.Context, api *client.Client, ref string) ([]byte, error) {
+	"network": func(ctx context.Context, api *client.Client, ref string, _ bool) ([]byte, error) {
 		r, err := api.NetworkInspect(ctx, ref, client.NetworkInspectOptions{})
 		return r.Raw, err
 	},
-	"volume": func(ctx context.Context, api *client.Client, ref string) ([]byte, error) {
+	"volume": func(ctx context.Context, api *client.Client, ref string, _ bool) ([]byte, error) {
 		r, err := api.VolumeInspect(ctx, ref, client.VolumeInspectOptions{})
 		return r.Raw, err
 	},
@@ -53,9 +53,9 @@ func newInspectCommand(c *CLI) *cobra.Command {
 				if _, ok := inspectors[typ]; !ok {
 					return fmt.Errorf("%q is not a valid value for --type", typ)
 				}
-				return c.inspect(cmd.Context(), args, format, []string{typ})
+				return c.inspect(cmd.Context(), args, format, []string{typ}, size)
 			}
-			return c.inspect(cmd.Context(), args, format, inspectOrder)
+			return c.inspect(cmd.Context(), args, format, inspectOrder, size)
 		},
 	}
 	flags := cmd.Flags()
@@ -75,24 +75,25 @@ func newImageInspectCommand(c *CLI) *cobra.Command {
 
 func typedInspect(c *CLI, typ, use, short string) *cobra.Command {
 	var format string
+	var size bool
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] " + use,
 		Short: short,
 		Args:  requiresMinArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.inspect(cmd.Context(), args, format, []string{typ})
+			return c.inspect(cmd.Context(), args, format, []string{typ}, size)
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	if typ == "container" {
-		cmd.Flags().BoolP("size", "s", false, "Display total file sizes")
+		cmd.Flags().BoolVarP(&size, "size", "s", false, "Display total file sizes")
 	}
 	return cmd
 }
 
 // inspect prints the objects as an indented JSON array, or each through the template.
 // Untyped lookups try each kind in order and move on only when the daemon says 404.
-func (c *CLI) inspect(ctx context.Context, refs []string, format string, kinds []string) error {
+func (c *CLI) inspect(ctx context.Context, refs []string, format string, kinds []string, size bool) error {
 	api, err := c.Client()
 	if err != nil {
 		return err
@@ -103,7 +104,7 @@ func (c *CLI) inspect(ctx context.Context, refs []string, format string, kinds [
 		var raw []byte
 		var lastErr error
 		for _, k := range kinds {
-			raw, lastErr = inspectors[k](ctx, api, ref)
+			raw, lastErr = inspectors[k](ctx, api, ref, size)
 			if lastErr == nil || !cerrdefs.IsNotFound(lastErr) {
 				break
 			}
