@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"sync"
 
 	"github.com/berth-dev/berth/daemon"
 	api "github.com/moby/moby/api/types/container"
@@ -59,12 +58,9 @@ func (s *Server) postExecStart(ctx context.Context, w http.ResponseWriter, r *ht
 	o.Stdout, o.Stderr = hj.streams(tty)
 	o.Stdin = hj.stdin()
 	if err := s.daemon.ExecStart(context.WithoutCancel(ctx), v["id"], o); err != nil {
-		msg := []byte(err.Error() + "\n")
-		if tty {
-			hj.conn.Write(msg)
-		} else {
-			(&frameWriter{w: hj.conn, stream: 3, mu: new(sync.Mutex)}).Write(msg)
-		}
+		// Like dockerd: the failure is text on the output stream; the
+		// client reads the exit code (126/127) from the exec's inspect.
+		o.Stdout.Write([]byte(err.Error() + "\r\n"))
 	}
 	return nil
 }
