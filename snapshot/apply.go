@@ -66,7 +66,13 @@ func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
 type applier struct {
 	root string
 	size int64
-	dirs []struct {
+
+	// For copies into a container (CopyIn) rather than layers:
+	prefix               string  // directory (relative to root) entries land in
+	plain                bool    // .wh. names are ordinary files
+	noOverwriteDirNonDir bool    // refuse to replace a directory by a non-directory and back
+	owner                *[2]int // uid, gid for every entry instead of the tar's
+	dirs                 []struct {
 		path string
 		hdr  *tar.Header
 	}
@@ -100,6 +106,12 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 	if err != nil {
 		return err
 	}
+	if a.prefix != "" {
+		if rel == "." {
+			return nil // the target directory itself keeps its metadata
+		}
+		rel = filepath.Join(a.prefix, rel)
+	}
 	base := filepath.Base(rel)
 
 	if rel == "." {
@@ -110,6 +122,7 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 	}
 
 	switch {
+	case a.plain:
 	case base == whiteoutOpaque:
 		parent, err := securejoin.SecureJoin(a.root, filepath.Dir(rel))
 		if err != nil {
@@ -152,6 +165,12 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 
 	// Replace what is there, unless both are directories (then merge).
 	if fi, err := os.Lstat(p); err == nil {
+		if a.noOverwriteDirNonDir && fi.IsDir() != (hdr.Typeflag == tar.TypeDir) {
+			if fi.IsDir() {
+				return errdefs.InvalidArgument("cannot overwrite directory %q with non-directory %q", "/"+rel, hdr.Name)
+			}
+			return errdefs.InvalidArgument("cannot overwrite non-directory %q with directory %q", "/"+rel, hdr.Name)
+		}
 		if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
 			if err := os.RemoveAll(p); err != nil {
 				return errdefs.System("replace %q: %w", rel, err)
@@ -194,6 +213,7 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 		if err != nil || lrel == "." {
 			return errdefs.InvalidArgument("layer entry %q: hard link target %q points outside the layer root", hdr.Name, hdr.Linkname)
 		}
+		lrel = filepath.Join(a.prefix, lrel)
 		lparent, err := securejoin.SecureJoin(a.root, filepath.Dir(lrel))
 		if err != nil {
 			return errdefs.InvalidArgument("resolve hard link target %q: %w", hdr.Linkname, err)
@@ -235,7 +255,11 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 // meta applies ownership, mode, xattrs and times to p, which is never a
 // symlink followed: p's parent is resolved and p itself was just created.
 func (a *applier) meta(p string, hdr *tar.Header, isRoot bool) error {
-	if err := unix.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
+	uid, gid := hdr.Uid, hdr.Gid
+	if a.owner != nil {
+		uid, gid = a.owner[0], a.owner[1]
+	}
+	if err := unix.Lchown(p, uid, gid); err != nil {
 		return errdefs.System("chown %q: %w", hdr.Name, err)
 	}
 	if hdr.Typeflag != tar.TypeSymlink {

@@ -37,92 +37,104 @@ func WriteTar(ctx context.Context, dir string, w io.Writer) error {
 
 func writeTree(ctx context.Context, root string, w io.Writer, overlay bool) error {
 	tw := tar.NewWriter(w)
-	links := map[uint64]string{} // inode -> first path written
+	t := treeWriter{tw: tw, links: map[uint64]string{}, overlay: overlay}
 	err := walkSorted(root, "", func(rel string, fi os.FileInfo) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		full := filepath.Join(root, rel)
-		st, _ := fi.Sys().(*syscall.Stat_t)
-		if overlay && fi.Mode()&os.ModeCharDevice != 0 && st != nil && st.Rdev == 0 {
-			// Overlay whiteout -> OCI whiteout.
-			hdr := &tar.Header{Name: filepath.Join(filepath.Dir(rel), whiteoutPrefix+filepath.Base(rel)), Typeflag: tar.TypeReg, ModTime: fi.ModTime(), Format: tar.FormatPAX}
-			return tw.WriteHeader(hdr)
-		}
-		link := ""
-		if fi.Mode()&os.ModeSymlink != 0 {
-			l, err := os.Readlink(full)
-			if err != nil {
-				return err
-			}
-			link = l
-		}
-		if fi.Mode()&os.ModeSocket != 0 {
-			return nil // sockets do not travel in layers
-		}
-		hdr, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		hdr.Name = rel
-		if fi.IsDir() {
-			hdr.Name += "/"
-		}
-		hdr.Format = tar.FormatPAX
-		hdr.Uname, hdr.Gname = "", ""
-		hdr.ModTime = fi.ModTime()
-		hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
-		if st != nil {
-			hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
-			// tar.FileInfoHeader maps setuid etc. from os.FileMode; keep the raw bits.
-			hdr.Mode = int64(st.Mode & 0o7777)
-			if fi.Mode().IsRegular() && st.Nlink > 1 {
-				if first, ok := links[st.Ino]; ok {
-					hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-				} else {
-					links[st.Ino] = rel
-				}
-			}
-		}
-		opaque := false
-		for k, v := range xattrs(full) {
-			if strings.HasPrefix(k, "trusted.overlay.") {
-				if overlay && k == overlayOpaque && string(v) == "y" && fi.IsDir() {
-					opaque = true
-				}
-				continue
-			}
-			if hdr.PAXRecords == nil {
-				hdr.PAXRecords = map[string]string{}
-			}
-			hdr.PAXRecords["SCHILY.xattr."+k] = string(v)
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if opaque {
-			if err := tw.WriteHeader(&tar.Header{Name: filepath.Join(rel, whiteoutOpaque), Typeflag: tar.TypeReg, ModTime: fi.ModTime(), Format: tar.FormatPAX}); err != nil {
-				return err
-			}
-		}
-		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-			f, err := os.Open(full)
-			if err != nil {
-				return err
-			}
-			_, err = io.CopyN(tw, f, hdr.Size)
-			f.Close()
-			if err != nil {
-				return errdefs.System("read %s: %w (did the file change while being archived?)", rel, err)
-			}
-		}
-		return nil
+		return t.add(filepath.Join(root, rel), rel, fi)
 	})
 	if err != nil {
 		return errdefs.System("archive %s: %w", root, err)
 	}
 	if err := tw.Close(); err != nil {
 		return errdefs.System("archive %s: %w", root, err)
+	}
+	return nil
+}
+
+// treeWriter writes files into a tar, never following symlinks.
+type treeWriter struct {
+	tw      *tar.Writer
+	links   map[uint64]string // inode -> first name written, for hard links
+	overlay bool              // translate overlay whiteouts and opaque dirs
+}
+
+// add writes the file at full (already lstat'ed as fi) under name.
+func (t *treeWriter) add(full, name string, fi os.FileInfo) error {
+	tw := t.tw
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	if t.overlay && fi.Mode()&os.ModeCharDevice != 0 && st != nil && st.Rdev == 0 {
+		// Overlay whiteout -> OCI whiteout.
+		hdr := &tar.Header{Name: filepath.Join(filepath.Dir(name), whiteoutPrefix+filepath.Base(name)), Typeflag: tar.TypeReg, ModTime: fi.ModTime(), Format: tar.FormatPAX}
+		return tw.WriteHeader(hdr)
+	}
+	link := ""
+	if fi.Mode()&os.ModeSymlink != 0 {
+		l, err := os.Readlink(full)
+		if err != nil {
+			return err
+		}
+		link = l
+	}
+	if fi.Mode()&os.ModeSocket != 0 {
+		return nil // sockets do not travel in archives
+	}
+	hdr, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return err
+	}
+	hdr.Name = name
+	if fi.IsDir() && !strings.HasSuffix(name, "/") {
+		hdr.Name += "/"
+	}
+	hdr.Format = tar.FormatPAX
+	hdr.Uname, hdr.Gname = "", ""
+	hdr.ModTime = fi.ModTime()
+	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
+	if st != nil {
+		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+		// tar.FileInfoHeader maps setuid etc. from os.FileMode; keep the raw bits.
+		hdr.Mode = int64(st.Mode & 0o7777)
+		if fi.Mode().IsRegular() && st.Nlink > 1 {
+			if first, ok := t.links[st.Ino]; ok {
+				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+			} else {
+				t.links[st.Ino] = name
+			}
+		}
+	}
+	opaque := false
+	for k, v := range xattrs(full) {
+		if strings.HasPrefix(k, "trusted.overlay.") {
+			if t.overlay && k == overlayOpaque && string(v) == "y" && fi.IsDir() {
+				opaque = true
+			}
+			continue
+		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords["SCHILY.xattr."+k] = string(v)
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if opaque {
+		if err := tw.WriteHeader(&tar.Header{Name: filepath.Join(name, whiteoutOpaque), Typeflag: tar.TypeReg, ModTime: fi.ModTime(), Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+	}
+	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+		f, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return err
+		}
+		_, err = io.CopyN(tw, f, hdr.Size)
+		f.Close()
+		if err != nil {
+			return errdefs.System("read %s: %w (did the file change while being archived?)", name, err)
+		}
 	}
 	return nil
 }
