@@ -236,6 +236,10 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return nil
 	}
 	if cmd.HasSubCommands() {
+		if !cmd.HasParent() {
+			return fmt.Errorf("%s: unknown command: %s %s\n\nRun '%s --help' for more information",
+				binName, cmd.CommandPath(), args[0], cmd.CommandPath())
+		}
 		return fmt.Errorf("%s: unknown command: %s %s\n\nUsage:  %s\n\nRun '%s --help' for more information",
 			binName, cmd.CommandPath(), args[0], cmd.CommandPath(), cmd.CommandPath())
 	}
