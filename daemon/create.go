@@ -84,6 +84,12 @@ func (d *Daemon) ContainerCreate(ctx context.Context, o CreateOptions) (api.Crea
 		Path:  args[0], Args: args[1:],
 		Driver: "overlay2",
 	}
+	if err := d.prepareNetworking(ctx, c, o.NetworkingConfig); err != nil {
+		return api.CreateResponse{}, err
+	}
+	if err := d.prepareVolumes(ctx, c); err != nil {
+		return api.CreateResponse{}, err
+	}
 	if err := os.MkdirAll(d.containerDir(id), 0o710); err != nil {
 		return api.CreateResponse{}, fmt.Errorf("create container directory: %w", err)
 	}

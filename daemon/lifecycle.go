@@ -331,6 +331,8 @@ func (d *Daemon) ContainerRemove(ctx context.Context, ref string, o RemoveOption
 		logErr("save container", d.Containers.Save(c), "id", c.ID)
 		return fmt.Errorf("remove writable layer of %s: %w", c.ID, err)
 	}
+	d.releaseNetworking(ctx, c)
+	logErr("release volumes", d.releaseVolumes(ctx, c, o.Volumes), "id", c.ID)
 	os.RemoveAll(d.bundleDir(c.ID))
 	os.RemoveAll(d.stateDir(c.ID))
 	os.RemoveAll(d.containerDir(c.ID))

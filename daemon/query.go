@@ -12,7 +12,6 @@ import (
 	"github.com/docker/go-units"
 	api "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/storage"
 )
 
@@ -34,8 +33,8 @@ func (d *Daemon) ContainerInspect(ctx context.Context, ref string, size bool) (*
 		Name:           c.Name, RestartCount: c.State.RestartCount, Driver: c.Driver, Platform: "linux",
 		ExecIDs:    d.execIDs(c),
 		HostConfig: c.HostConfig, Config: c.Config,
-		Mounts:          []api.MountPoint{},
-		NetworkSettings: networkSettings(c),
+		Mounts:          d.mountPoints(c),
+		NetworkSettings: d.networkSettings(c),
 		GraphDriver:     &storage.DriverData{Name: "overlay2", Data: map[string]string{}},
 	}
 	if size {
@@ -50,15 +49,6 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// networkSettings reports ports and networks; never null (clients index it).
-func networkSettings(c *container.Container) *api.NetworkSettings {
-	ports := network.PortMap{}
-	for p := range c.Config.ExposedPorts {
-		ports[p] = nil
-	}
-	return &api.NetworkSettings{Ports: ports, Networks: map[string]*network.EndpointSettings{}}
 }
 
 // ListOptions are GET /containers/json's parameters.
@@ -144,8 +134,8 @@ func (d *Daemon) summary(ctx context.Context, c *container.Container, o ListOpti
 	s := api.Summary{
 		ID: c.ID, Names: []string{c.Name}, Image: c.Image, ImageID: c.ImageID.String(),
 		Command: strings.Join(cmd, " "), Created: c.Created.Unix(),
-		Ports: []api.PortSummary{}, Labels: c.Config.Labels, State: st.Status, Status: statusString(c),
-		Mounts: []api.MountPoint{}, NetworkSettings: &api.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{}},
+		Ports: d.portSummaries(c), Labels: c.Config.Labels, State: st.Status, Status: statusString(c),
+		Mounts: d.mountPoints(c), NetworkSettings: &api.NetworkSettingsSummary{Networks: d.networkSettings(c).Networks},
 	}
 	s.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
 	if o.Size {

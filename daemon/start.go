@@ -1,11 +1,9 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,14 +105,27 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	if err := snapshot.MountAll(mounts, rootfs); err != nil {
 		return fmt.Errorf("mount rootfs of %s: %w", c.ID, err)
 	}
+	netnsPath, err := d.attachNetwork(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			d.detachNetwork(ctx, c)
+		}
+	}()
 	files, err := d.writeEtcFiles(c)
 	if err != nil {
 		return err
 	}
+	hc, err := d.resolveMounts(ctx, c)
+	if err != nil {
+		return err
+	}
 	spec, err := runtime.GenerateSpec(runtime.SpecOptions{
-		ID: c.ID, Config: c.Config, HostConfig: c.HostConfig, Rootfs: rootfs,
+		ID: c.ID, Config: c.Config, HostConfig: hc, Rootfs: rootfs,
 		HostnamePath: files.hostname, HostsPath: files.hosts, ResolvConfPath: files.resolv,
-		InitPath: d.cfg.InitPath, CgroupParent: d.cfg.CgroupParent,
+		InitPath: d.cfg.InitPath, CgroupParent: d.cfg.CgroupParent, NetNSPath: netnsPath,
 	})
 	if err != nil {
 		return err
@@ -194,6 +205,7 @@ func (d *Daemon) handleExit(c *container.Container, exit *shim.Exit) {
 		logErr("delete runtime state", l.rt.Delete(ctx, c.ID, true), "id", c.ID)
 	}
 	logErr("unmount rootfs", snapshot.Unmount(filepath.Join(d.bundleDir(c.ID), "rootfs")), "id", c.ID)
+	d.detachNetwork(ctx, c)
 	lastRun := exit.ExitedAt.Sub(c.State.StartedAt)
 	c.State.SetExited(exit.Code, exit.ExitedAt.UTC(), exit.Error)
 	restart := !c.State.Removing && container.ShouldRestart(c.HostConfig.RestartPolicy, &c.State, exit.Code)
@@ -257,88 +269,4 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-type etcFiles struct{ hostname, hosts, resolv string }
-
-// writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
-// /etc/resolv.conf. Without a network (loopback only) Docker's defaults apply.
-func (d *Daemon) writeEtcFiles(c *container.Container) (etcFiles, error) {
-	dir := d.containerDir(c.ID)
-	f := etcFiles{
-		hostname: filepath.Join(dir, "hostname"),
-		hosts:    filepath.Join(dir, "hosts"),
-		resolv:   filepath.Join(dir, "resolv.conf"),
-	}
-	hostname := c.Config.Hostname
-	if c.Config.Domainname != "" {
-		hostname += "." + c.Config.Domainname
-	}
-	var hosts bytes.Buffer
-	hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
-	for _, h := range c.HostConfig.ExtraHosts {
-		name, ip, ok := strings.Cut(h, ":")
-		if !ok {
-			name, ip, _ = strings.Cut(h, "=")
-		}
-		fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
-	}
-	for path, data := range map[string][]byte{
-		f.hostname: []byte(hostname + "\n"),
-		f.hosts:    hosts.Bytes(),
-		f.resolv:   resolvConf(c.HostConfig.DNS, c.HostConfig.DNSSearch, c.HostConfig.DNSOptions),
-	} {
-		if err := writeFileAtomic(path, data, 0o644); err != nil {
-			return f, err
-		}
-	}
-	return f, nil
-}
-
-// resolvConf derives the container's resolv.conf from the host's, dropping
-// loopback nameservers the container cannot reach (Docker's rule).
-func resolvConf(dnsAddrs []netip.Addr, search, options []string) []byte {
-	var dns []string
-	for _, a := range dnsAddrs {
-		dns = append(dns, a.String())
-	}
-	var out bytes.Buffer
-	host, _ := os.ReadFile("/etc/resolv.conf")
-	var servers []string
-	for _, s := range dns {
-		servers = append(servers, s)
-	}
-	for _, line := range strings.Split(string(host), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		switch fields[0] {
-		case "nameserver":
-			if len(dns) == 0 && !strings.HasPrefix(fields[1], "127.") && fields[1] != "::1" {
-				servers = append(servers, fields[1])
-			}
-		case "search":
-			if len(search) == 0 {
-				search = fields[1:]
-			}
-		case "options":
-			if len(options) == 0 {
-				options = fields[1:]
-			}
-		}
-	}
-	if len(servers) == 0 {
-		servers = []string{"8.8.8.8", "8.8.4.4"}
-	}
-	for _, s := range servers {
-		fmt.Fprintf(&out, "nameserver %s\n", s)
-	}
-	if len(search) > 0 {
-		fmt.Fprintf(&out, "search %s\n", strings.Join(search, " "))
-	}
-	if len(options) > 0 {
-		fmt.Fprintf(&out, "options %s\n", strings.Join(options, " "))
-	}
-	return out.Bytes()
 }
