@@ -30,8 +30,9 @@ type CLI struct {
 	in   io.Reader
 	out  io.Writer
 	err  io.Writer
-	opts GlobalOptions
-	api  *client.Client
+	opts   GlobalOptions
+	api    *client.Client
+	config *ConfigFile
 }
 
 // New returns a CLI over the given streams.

@@ -67,7 +67,7 @@ func newStartCommand(c *CLI) *cobra.Command {
 			if len(args) > 1 {
 				return errors.New("you cannot start and attach multiple containers at once")
 			}
-			return c.startAttached(ctx, api, args[0], interactive, detachKeys)
+			return c.startAttached(ctx, api, args[0], interactive, c.detachKeysOr(detachKeys))
 		},
 	}
 	flags := cmd.Flags()
@@ -293,6 +293,9 @@ func newPsCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if format == "" && !quiet {
+				format = c.Config().PsFormat
+			}
 			if format == "" || format == formatter.TableFormatKey {
 				format = formatter.ContainerTableFormat
 				if size {
@@ -427,7 +430,7 @@ func newExecCommand(c *CLI) *cobra.Command {
 			}
 			created, err := api.ExecCreate(ctx, args[0], client.ExecCreateOptions{
 				User: user, Privileged: privileged, TTY: tty, AttachStdin: interactive && !detach,
-				AttachStdout: !detach, AttachStderr: !detach, DetachKeys: detachKeys, Env: envs,
+				AttachStdout: !detach, AttachStderr: !detach, DetachKeys: c.detachKeysOr(detachKeys), Env: envs,
 				WorkingDir: workdir, Cmd: args[1:], ConsoleSize: client.ConsoleSize{Height: h, Width: w},
 			})
 			if err != nil {
@@ -444,7 +447,7 @@ func newExecCommand(c *CLI) *cobra.Command {
 			defer resp.Close()
 			runCtx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			so := streamOptions{tty: tty, out: c.out, err: c.err, detachKeys: detachKeys}
+			so := streamOptions{tty: tty, out: c.out, err: c.err, detachKeys: c.detachKeysOr(detachKeys)}
 			if interactive {
 				so.in = c.in
 			}
@@ -522,7 +525,7 @@ func newAttachCommand(c *CLI) *cobra.Command {
 				defer c.forwardSignals(runCtx, api, ctr.ID)()
 			}
 			resp, err := api.ContainerAttach(runCtx, ctr.ID, client.ContainerAttachOptions{
-				Stream: true, Stdin: stdin, Stdout: true, Stderr: true, DetachKeys: detachKeys,
+				Stream: true, Stdin: stdin, Stdout: true, Stderr: true, DetachKeys: c.detachKeysOr(detachKeys),
 			})
 			if err != nil {
 				return err
@@ -536,7 +539,7 @@ func newAttachCommand(c *CLI) *cobra.Command {
 					})
 				}
 			}
-			so := streamOptions{tty: tty, out: c.out, err: c.err, detachKeys: detachKeys}
+			so := streamOptions{tty: tty, out: c.out, err: c.err, detachKeys: c.detachKeysOr(detachKeys)}
 			if stdin {
 				so.in = c.in
 			}

@@ -245,3 +245,32 @@ func TestSplitCpArg(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	cf, err := LoadConfigFile(dir)
+	if err != nil || cf != (ConfigFile{}) {
+		t.Fatalf("missing file: %+v %v", cf, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"psFormat":"{{.Names}}","detachKeys":"ctrl-a","auths":{}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cf, err = LoadConfigFile(dir)
+	if err != nil || cf.PsFormat != "{{.Names}}" || cf.DetachKeys != "ctrl-a" {
+		t.Errorf("config %+v %v", cf, err)
+	}
+	c := New(strings.NewReader(""), io.Discard, io.Discard)
+	c.opts.ConfigDir = dir
+	if got := c.detachKeysOr(""); got != "ctrl-a" {
+		t.Errorf("detach keys from config: %q", got)
+	}
+	if got := c.detachKeysOr("ctrl-x"); got != "ctrl-x" {
+		t.Errorf("flag must win: %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{bad`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfigFile(dir); err == nil {
+		t.Errorf("bad json accepted")
+	}
+}

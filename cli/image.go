@@ -96,6 +96,9 @@ func newImagesCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if format == "" && !quiet {
+				format = c.Config().ImagesFormat
+			}
 			if format == "" || format == formatter.TableFormatKey {
 				format = formatter.ImageTableFormat
 				if digests {
@@ -187,6 +190,9 @@ func newHistoryCommand(c *CLI) *cobra.Command {
 			res, err := api.ImageHistory(cmd.Context(), args[0])
 			if err != nil {
 				return err
+			}
+			if format == "" && !quiet {
+				format = c.Config().HistoryFormat
 			}
 			if format == "" || format == formatter.TableFormatKey {
 				format = formatter.HistoryTableFormat

@@ -214,6 +214,7 @@ func startErrorStatus(err error) int {
 
 func runRun(cmd *cobra.Command, c *CLI, copts *opts.ContainerOptions, ro runOptions) error {
 	ctx := cmd.Context()
+	ro.detachKeys = c.detachKeysOr(ro.detachKeys)
 	cc, err := opts.Parse(cmd.Flags(), copts, ro.detach)
 	if err != nil {
 		return withHelp(cmd, err, 125)

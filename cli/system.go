@@ -91,7 +91,7 @@ func writeVersion(out io.Writer, v versionInfo) {
 	if cv.BuildTime != "" {
 		fmt.Fprintf(w, " Built:\t%s\n", cv.BuildTime)
 	}
-	fmt.Fprintf(w, " OS/Arch:\t%s/%s\n", cv.Os, cv.Arch)
+	fmt.Fprintf(w, " OS/Arch:\t%s/%s\n Context:\tdefault\n", cv.Os, cv.Arch)
 	if s := v.Server; s != nil {
 		name := s.Platform.Name
 		if name == "" {
