@@ -27,9 +27,9 @@ type GlobalOptions struct {
 
 // CLI carries the streams and the lazily built API client every command uses.
 type CLI struct {
-	in   io.Reader
-	out  io.Writer
-	err  io.Writer
+	in     io.Reader
+	out    io.Writer
+	err    io.Writer
 	opts   GlobalOptions
 	api    *client.Client
 	config *ConfigFile
