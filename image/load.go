@@ -94,7 +94,6 @@ type archive struct {
 	files map[string]digest.Digest // regular files, stored as blobs
 	meta  map[string][]byte        // small files, also kept in memory
 	links map[string]string        // symlinks and hard links: name -> target
-	used  map[digest.Digest]bool
 }
 
 func (a *archive) add(ctx context.Context, s *Store, name string, size int64, r io.Reader) error {
@@ -161,11 +160,19 @@ func (a *archive) metaFile(name string) ([]byte, bool) {
 	return nil, false
 }
 
-func (a *archive) use(d digest.Digest) {
-	if a.used == nil {
-		a.used = map[digest.Digest]bool{}
+// read returns a (small) file of the archive: from memory, or from the
+// content store when it was too big to keep.
+func (a *archive) read(ctx context.Context, s *Store, name string) ([]byte, error) {
+	if b, ok := a.metaFile(name); ok {
+		return b, nil
 	}
-	a.used[d] = true
+	if d, ok := a.file(name); ok {
+		if size, err := s.cs.Info(ctx, d); err == nil && size <= maxMetaFile {
+			return s.cs.ReadBlob(ctx, d)
+		}
+		return nil, errdefs.InvalidArgument("image archive: %s is too big for a config or manifest", name)
+	}
+	return nil, errdefs.InvalidArgument("image archive: %s missing", name)
 }
 
 // unused lists the archive's blobs that no image or layer references.
@@ -196,9 +203,9 @@ func (s *Store) loadDocker(ctx context.Context, a *archive, out func(string)) er
 		return errdefs.InvalidArgument("image archive manifest.json: %w", err)
 	}
 	for _, it := range items {
-		cfg, ok := a.metaFile(it.Config)
-		if !ok {
-			return errdefs.InvalidArgument("image archive: config %s missing", it.Config)
+		cfg, err := a.read(ctx, s, it.Config)
+		if err != nil {
+			return err
 		}
 		var descs []ocispec.Descriptor
 		for _, lp := range it.Layers {
@@ -221,10 +228,7 @@ func (s *Store) loadOCI(ctx context.Context, a *archive, out func(string)) error
 		return errdefs.InvalidArgument("image archive index.json: %w", err)
 	}
 	blob := func(d digest.Digest) ([]byte, error) {
-		if b, ok := a.metaFile(blobPath(d)); ok {
-			return b, nil
-		}
-		return nil, errdefs.InvalidArgument("image archive: blob %s missing", d)
+		return a.read(ctx, s, blobPath(d))
 	}
 	// Entries for the same manifest are loaded once with all their names.
 	type entry struct {
