@@ -18,6 +18,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
@@ -93,26 +94,33 @@ func writeVersion(out io.Writer, v versionInfo) {
 	}
 	fmt.Fprintf(w, " OS/Arch:\t%s/%s\n Context:\tdefault\n", cv.Os, cv.Arch)
 	if s := v.Server; s != nil {
-		name := s.Platform.Name
-		if name == "" {
-			name = "Berth Engine"
+		fmt.Fprint(w, "\nServer:")
+		if s.Platform.Name != "" {
+			fmt.Fprint(w, " "+s.Platform.Name)
 		}
-		fmt.Fprintf(w, "\nServer: %s\n", name)
+		fmt.Fprintln(w)
 		for _, comp := range s.Components {
 			fmt.Fprintf(w, " %s:\n  Version:\t%s\n", comp.Name, comp.Version)
+			d := comp.Details
 			if comp.Name == "Engine" {
 				fmt.Fprintf(w, "  API version:\t%s (minimum version %s)\n", s.APIVersion, s.MinAPIVersion)
-			}
-			keys := make([]string, 0, len(comp.Details))
-			for k := range comp.Details {
-				if k == "ApiVersion" || k == "MinAPIVersion" {
-					continue
+				fmt.Fprintf(w, "  Go version:\t%s\n  Git commit:\t%s\n", d["GoVersion"], d["GitCommit"])
+				if bt := d["BuildTime"]; bt != "" {
+					if t, err := time.Parse(time.RFC3339Nano, bt); err == nil {
+						bt = t.Format(time.ANSIC)
+					}
+					fmt.Fprintf(w, "  Built:\t%s\n", bt)
 				}
+				fmt.Fprintf(w, "  OS/Arch:\t%s/%s\n  Experimental:\t%s\n", d["Os"], d["Arch"], orDefault(d["Experimental"], "false"))
+				continue
+			}
+			keys := make([]string, 0, len(d))
+			for k := range d {
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
 			for _, k := range keys {
-				fmt.Fprintf(w, "  %s:\t%s\n", k, comp.Details[k])
+				fmt.Fprintf(w, "  %s:\t%s\n", k, d[k])
 			}
 		}
 		if len(s.Components) == 0 {
@@ -141,38 +149,8 @@ func newInfoCommand(c *CLI) *cobra.Command {
 			if format != "" {
 				return formatter.Write(c.out, formatter.Format(format), nil, []any{res.Info})
 			}
-			i := res.Info
-			w := c.out
-			fmt.Fprintf(w, "Client:\n Version:    %s\n Context:    default\n Debug Mode: %t\n\n", version.Version, c.opts.Debug)
-			fmt.Fprintf(w, "Server:\n Containers: %d\n  Running: %d\n  Paused: %d\n  Stopped: %d\n Images: %d\n",
-				i.Containers, i.ContainersRunning, i.ContainersPaused, i.ContainersStopped, i.Images)
-			fmt.Fprintf(w, " Server Version: %s\n Storage Driver: %s\n", i.ServerVersion, i.Driver)
-			for _, kv := range i.DriverStatus {
-				fmt.Fprintf(w, "  %s: %s\n", kv[0], kv[1])
-			}
-			fmt.Fprintf(w, " Logging Driver: %s\n Cgroup Driver: %s\n", i.LoggingDriver, i.CgroupDriver)
-			if i.CgroupVersion != "" {
-				fmt.Fprintf(w, " Cgroup Version: %s\n", i.CgroupVersion)
-			}
-			if len(i.Runtimes) > 0 {
-				var names []string
-				for n := range i.Runtimes {
-					names = append(names, n)
-				}
-				sort.Strings(names)
-				fmt.Fprintf(w, " Runtimes: %s\n Default Runtime: %s\n", strings.Join(names, " "), i.DefaultRuntime)
-			}
-			fmt.Fprintf(w, " Swarm: %s\n", orDefault(string(i.Swarm.LocalNodeState), "inactive"))
-			fmt.Fprintf(w, " Kernel Version: %s\n Operating System: %s\n OSType: %s\n Architecture: %s\n CPUs: %d\n Total Memory: %s\n Name: %s\n ID: %s\n Berth Root Dir: %s\n Debug Mode: %t\n Experimental: %t\n Live Restore Enabled: %t\n",
-				i.KernelVersion, i.OperatingSystem, i.OSType, i.Architecture, i.NCPU, units.BytesSize(float64(i.MemTotal)),
-				i.Name, i.ID, i.DockerRootDir, i.Debug, i.ExperimentalBuild, i.LiveRestoreEnabled)
-			if len(i.Labels) > 0 {
-				fmt.Fprintln(w, " Labels:")
-				for _, l := range i.Labels {
-					fmt.Fprintf(w, "  %s\n", l)
-				}
-			}
-			for _, warn := range i.Warnings {
+			writeInfo(c.out, res.Info, c.opts.Debug)
+			for _, warn := range res.Info.Warnings {
 				fmt.Fprintln(c.err, warn)
 			}
 			return nil
@@ -180,6 +158,92 @@ func newInfoCommand(c *CLI) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	return cmd
+}
+
+// writeInfo prints `info` in docker's order and wording.
+func writeInfo(w io.Writer, i system.Info, clientDebug bool) {
+	fmt.Fprintf(w, "Client:\n Version:    %s\n Context:    default\n Debug Mode: %t\n\n", version.Version, clientDebug)
+	fmt.Fprintf(w, "Server:\n Containers: %d\n  Running: %d\n  Paused: %d\n  Stopped: %d\n Images: %d\n",
+		i.Containers, i.ContainersRunning, i.ContainersPaused, i.ContainersStopped, i.Images)
+	fmt.Fprintf(w, " Server Version: %s\n Storage Driver: %s\n", i.ServerVersion, i.Driver)
+	for _, kv := range i.DriverStatus {
+		fmt.Fprintf(w, "  %s: %s\n", kv[0], kv[1])
+	}
+	fmt.Fprintf(w, " Logging Driver: %s\n Cgroup Driver: %s\n", i.LoggingDriver, i.CgroupDriver)
+	if i.CgroupVersion != "" {
+		fmt.Fprintf(w, " Cgroup Version: %s\n", i.CgroupVersion)
+	}
+	if p := i.Plugins; len(p.Volume)+len(p.Network)+len(p.Authorization)+len(p.Log) > 0 {
+		fmt.Fprintln(w, " Plugins:")
+		for _, kv := range []struct {
+			name  string
+			items []string
+		}{{"Volume", p.Volume}, {"Network", p.Network}, {"Authorization", p.Authorization}, {"Log", p.Log}} {
+			if len(kv.items) > 0 {
+				fmt.Fprintf(w, "  %s: %s\n", kv.name, strings.Join(kv.items, " "))
+			}
+		}
+	}
+	fmt.Fprintf(w, " Swarm: %s\n", orDefault(string(i.Swarm.LocalNodeState), "inactive"))
+	if len(i.Runtimes) > 0 {
+		names := make([]string, 0, len(i.Runtimes))
+		for n := range i.Runtimes {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(w, " Runtimes: %s\n Default Runtime: %s\n", strings.Join(names, " "), i.DefaultRuntime)
+	}
+	if i.InitBinary != "" {
+		fmt.Fprintf(w, " Init Binary: %s\n", i.InitBinary)
+	}
+	if i.ContainerdCommit.ID != "" {
+		fmt.Fprintf(w, " containerd version: %s\n", i.ContainerdCommit.ID)
+	}
+	if i.RuncCommit.ID != "" {
+		fmt.Fprintf(w, " runc version: %s\n", i.RuncCommit.ID)
+	}
+	if i.InitBinary != "" {
+		fmt.Fprintf(w, " init version: %s\n", i.InitCommit.ID)
+	}
+	if len(i.SecurityOptions) > 0 {
+		fmt.Fprintln(w, " Security Options:")
+		for _, o := range i.SecurityOptions {
+			// "name=seccomp,profile=default" -> "seccomp" and "Profile: default"
+			var name string
+			var rest []string
+			for _, kv := range strings.Split(o, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				if k == "name" {
+					name = v
+					continue
+				}
+				rest = append(rest, strings.ToUpper(k[:1])+k[1:]+": "+v)
+			}
+			if name == "" {
+				name = o
+			}
+			fmt.Fprintf(w, "  %s\n", name)
+			for _, r := range rest {
+				fmt.Fprintf(w, "   %s\n", r)
+			}
+		}
+	}
+	fmt.Fprintf(w, " Kernel Version: %s\n Operating System: %s\n OSType: %s\n Architecture: %s\n CPUs: %d\n Total Memory: %s\n Name: %s\n ID: %s\n Berth Root Dir: %s\n Debug Mode: %t\n Experimental: %t\n",
+		i.KernelVersion, i.OperatingSystem, i.OSType, i.Architecture, i.NCPU, units.BytesSize(float64(i.MemTotal)),
+		i.Name, i.ID, i.DockerRootDir, i.Debug, i.ExperimentalBuild)
+	if len(i.Labels) > 0 {
+		fmt.Fprintln(w, " Labels:")
+		for _, l := range i.Labels {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+	if rc := i.RegistryConfig; rc != nil && len(rc.InsecureRegistryCIDRs) > 0 {
+		fmt.Fprintln(w, " Insecure Registries:")
+		for _, r := range rc.InsecureRegistryCIDRs {
+			fmt.Fprintf(w, "  %s\n", r)
+		}
+	}
+	fmt.Fprintf(w, " Live Restore Enabled: %t\n", i.LiveRestoreEnabled)
 }
 
 func orDefault(s, d string) string {
