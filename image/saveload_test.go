@@ -106,7 +106,14 @@ func TestLoadRefusesBadArchives(t *testing.T) {
 	cfgMissing := tarOf(t, entry{name: "manifest.json", body: `[{"Config":"nope.json","RepoTags":["x:1"],"Layers":[]}]`})
 	badDigest := tarOf(t, entry{name: "blobs/sha256/" + strings.Repeat("a", 64), body: "not that"}, entry{name: "index.json", body: `{"schemaVersion":2,"manifests":[]}`})
 	escape := tarOf(t, entry{name: "../x", body: "x"})
-	for name, b := range map[string][]byte{"config missing": cfgMissing, "bad digest": badDigest, "escape": escape, "empty": tarOf(t)} {
+	layerOutside := tarOf(t, entry{name: "c.json", body: `{"rootfs":{"type":"layers","diff_ids":["sha256:` + strings.Repeat("b", 64) + `"]}}`},
+		entry{name: "manifest.json", body: `[{"Config":"c.json","RepoTags":["x:1"],"Layers":["../../../etc/passwd"]}]`})
+	configOutside := tarOf(t, entry{name: "manifest.json", body: `[{"Config":"/etc/passwd","RepoTags":["x:1"],"Layers":[]}]`})
+	malformedIndex := tarOf(t, entry{name: "index.json", body: `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:zz","size":1}]}`})
+	linkLoop := tarOf(t, entry{name: "a", typ: tar.TypeSymlink, link: "b"}, entry{name: "b", typ: tar.TypeSymlink, link: "a"},
+		entry{name: "manifest.json", body: `[{"Config":"a","RepoTags":["x:1"],"Layers":[]}]`})
+	for name, b := range map[string][]byte{"config missing": cfgMissing, "bad digest": badDigest, "escape": escape, "empty": tarOf(t),
+		"layer outside": layerOutside, "config outside": configOutside, "malformed index": malformedIndex, "link loop": linkLoop} {
 		if err := e.s.Load(ctx, bytes.NewReader(b), nil); err == nil {
 			t.Errorf("%s: loaded", name)
 		}
