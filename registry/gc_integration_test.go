@@ -189,3 +189,28 @@ func TestGCWhileServing(t *testing.T) {
 		t.Fatalf("dry run: %s", r)
 	}
 }
+
+// TestGCInterval: `serve --gc-interval` collects by itself.
+func TestGCInterval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped in -short mode")
+	}
+	reg := startRegistry(t, "--gc-interval", "100ms", "--gc-grace", "0s")
+	p, err := pushImage(reg.addr, "team/tmp", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("DELETE", fmt.Sprintf("http://%s/v2/team/tmp/manifests/%s", reg.addr, p.manifest), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("delete manifest: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	blob := filepath.Join(reg.root, "blobs", "sha256", p.blobs[1].Encoded()[:2], p.blobs[1].Encoded(), "data")
+	for i := 0; fileExists(blob); i++ {
+		if i > 600 {
+			t.Fatalf("unreferenced blob %s still on disk after a minute of --gc-interval 100ms", p.blobs[1])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
