@@ -329,3 +329,34 @@ func TestFileLockerNotes(t *testing.T) {
 		t.Fatalf("notes after end = %+v", notes)
 	}
 }
+
+// TestUploadSurvivesRestart: an upload begun by one process is finished by
+// the next (the running hash is lost, so commit rehashes from disk).
+func TestUploadSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s1, err := OpenFilesystem(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s1.StartUpload(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.AppendUpload(ctx, "r", id, 0, strings.NewReader("hello ")); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := OpenFilesystem(root) // the restarted registry
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s2.UploadSize(ctx, "r", id); err != nil || n != 6 {
+		t.Fatalf("UploadSize after restart = %d, %v", n, err)
+	}
+	if _, err := s2.CommitUpload(ctx, "r", id, digest.FromString("hello world"), 6, strings.NewReader("world")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.StatBlob(ctx, "r", digest.FromString("hello world")); err != nil {
+		t.Fatal(err)
+	}
+}
