@@ -22,6 +22,7 @@ import (
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/registry/auth"
 	"github.com/berth-dev/berth/registry/storage"
+	"github.com/berth-dev/berth/version"
 	"github.com/spf13/cobra"
 )
 
@@ -38,6 +39,7 @@ func newRoot() *cobra.Command {
 		Short:         "An OCI registry with accounts, public and private repositories",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Version + " (" + version.GitCommit + ")",
 	}
 	root.AddCommand(newServe(), newUser(), newRepo(), newGC())
 	return root
