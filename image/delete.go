@@ -185,12 +185,12 @@ func (s *Store) gcLocked(ctx context.Context) ([]string, error) {
 			return nil
 		})
 	})
-	if len(unused) == 0 {
+	blobs := s.takeOrphans()
+	if len(unused) == 0 && len(blobs) == 0 {
 		return nil, nil
 	}
 	sortByDepth(unused, parentOf)
 	var chainIDs []string
-	var blobs []digest.Digest
 	for _, l := range unused {
 		chainIDs = append(chainIDs, l.ChainID)
 		blobs = append(blobs, l.Blob.Digest)

@@ -273,3 +273,35 @@ func TestForcedRemovalKeepsContainerLayersUntilGC(t *testing.T) {
 	}
 	e.check(t)
 }
+
+func TestDuplicateLayerBlobIsCollected(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	raw := busyboxTar(t)
+	gz := compress(t, "gzip", raw)
+	gzDigest, _, err := e.cs.Write(ctx, bytes.NewReader(gz), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := e.s.ApplyLayerBlob(ctx, "", ocispecDescriptor(gzDigest), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.Create(ctx, dockerspecImage(), []Layer{first}, CreateOptions{Tags: []string{"gz:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.s.ApplyLayer(ctx, "", bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Blob.Digest != gzDigest {
+		t.Fatalf("duplicate layer got blob %s", again.Blob.Digest)
+	}
+	if _, err := e.s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.cs.Exists(ctx, digest.FromBytes(raw)) {
+		t.Error("the uncompressed copy of an existing layer lingers")
+	}
+	e.check(t)
+}

@@ -12,7 +12,9 @@ import (
 	"github.com/berth-dev/berth/content"
 	"github.com/berth-dev/berth/metadata"
 	"github.com/berth-dev/berth/snapshot"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -123,3 +125,7 @@ func (e *env) check(t testing.TB) {
 type fakeUsers map[string][]string
 
 func (f fakeUsers) ImageUsers(ctx context.Context, id digest.Digest) []string { return f[string(id)] }
+
+func ocispecDescriptor(d digest.Digest) ocispec.Descriptor { return ocispec.Descriptor{Digest: d} }
+
+func dockerspecImage() dockerspec.DockerOCIImage { return dockerspec.DockerOCIImage{} }

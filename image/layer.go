@@ -99,19 +99,6 @@ func ChainIDs(diffIDs []digest.Digest) []string {
 func (s *Store) ApplyLayer(ctx context.Context, parent string, r io.Reader) (Layer, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.applyLayer(ctx, parent, r, nil)
-}
-
-// applyLayer is ApplyLayer under s.mu. When known is set (its diff ID is
-// already known, e.g. from a loaded config), an existing layer is reused
-// without unpacking.
-func (s *Store) applyLayer(ctx context.Context, parent string, r io.Reader, known *digest.Digest) (Layer, error) {
-	if known != nil {
-		if l, ok := s.existingLayer(ChainID(parent, *known)); ok {
-			io.Copy(io.Discard, r)
-			return l, nil
-		}
-	}
 	if parent != "" {
 		if _, ok := s.existingLayer(parent); !ok {
 			return Layer{}, errdefs.NotFound("parent layer %s: not found", parent)
@@ -127,10 +114,18 @@ func (s *Store) applyLayer(ctx context.Context, parent string, r io.Reader, know
 		return Layer{}, err
 	}
 	defer w.Close()
-	return s.unpack(ctx, parent, io.TeeReader(dr, w), func() (digest.Digest, ocispec.Descriptor, error) {
+	var stored digest.Digest
+	l, err := s.unpack(ctx, parent, io.TeeReader(dr, w), func() (digest.Digest, ocispec.Descriptor, error) {
 		d, err := w.Commit(ctx)
+		stored = d
 		return d, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: d, Size: w.Size()}, err
 	})
+	if stored != "" && (err != nil || l.Blob.Digest != stored) {
+		// The same layer was already there with another blob (say, a
+		// pulled gzip one): ours may be unused. GC decides under its lock.
+		s.orphan(stored)
+	}
+	return l, err
 }
 
 // ApplyLayerBlob unpacks a layer whose blob (uncompressed, gzip or zstd) is
@@ -286,6 +281,25 @@ func (s *Store) release(chainIDs ...string) {
 		delete(s.holds, c)
 	}
 	s.holdMu.Unlock()
+}
+
+// orphan notes a blob that may be unreferenced, for the next GC.
+func (s *Store) orphan(d digest.Digest) {
+	s.holdMu.Lock()
+	s.orphans[d] = true
+	s.holdMu.Unlock()
+}
+
+// takeOrphans returns and forgets the noted blobs.
+func (s *Store) takeOrphans() []digest.Digest {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	var out []digest.Digest
+	for d := range s.orphans {
+		out = append(out, d)
+	}
+	s.orphans = map[digest.Digest]bool{}
+	return out
 }
 
 func randomID() string {

@@ -95,8 +95,9 @@ type Store struct {
 	usersMu sync.Mutex
 	users   Users
 
-	holdMu sync.Mutex
-	holds  map[string]time.Time // chain IDs unpacked but not yet in an image
+	holdMu  sync.Mutex
+	holds   map[string]time.Time   // chain IDs unpacked but not yet in an image
+	orphans map[digest.Digest]bool // blobs that may have lost their last user
 }
 
 // NewStore opens the image store and removes what an interrupted operation
@@ -113,7 +114,7 @@ func NewStore(db *bolt.DB, cs *content.Store, sn *snapshot.Overlay) (*Store, err
 	if err != nil {
 		return nil, errdefs.System("open image metadata: %w", err)
 	}
-	s := &Store{db: db, cs: cs, sn: sn, holds: map[string]time.Time{}}
+	s := &Store{db: db, cs: cs, sn: sn, holds: map[string]time.Time{}, orphans: map[digest.Digest]bool{}}
 	if _, err := s.Check(context.Background(), CheckOptions{Repair: true, Fast: true, startup: true}); err != nil {
 		return nil, err
 	}
