@@ -63,7 +63,7 @@ func TestImportAndGet(t *testing.T) {
 			if img.ChainID == "" || img.Size == 0 {
 				t.Errorf("ChainID %q Size %d", img.ChainID, img.Size)
 			}
-			for _, ref := range []string{"busybox", "busybox:latest", "docker.io/library/busybox:latest", img.ID.String(), img.ID.Encoded(), img.ID.Encoded()[:12], img.ID.Encoded()[:4]} {
+			for _, ref := range []string{"busybox", "busybox:latest", "docker.io/library/busybox:latest", img.ID.String(), img.ID.Encoded(), img.ID.Encoded()[:12], img.ID.Encoded()[:4], img.ID.String()[:12]} {
 				got, err := e.s.Get(ctx, ref)
 				if err != nil {
 					t.Fatalf("Get(%q): %v", ref, err)

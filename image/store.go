@@ -244,10 +244,11 @@ func resolve(tx *bolt.Tx, ref string) (digest.Digest, error) {
 			}
 		}
 	}
-	// A (short) hex id prefix.
-	if isHex(ref) {
+	// A (short) hex id prefix, bare or as "sha256:<prefix>".
+	short := strings.TrimPrefix(ref, string(digest.SHA256)+":")
+	if isHex(short) {
 		var found digest.Digest
-		prefix := []byte(string(digest.SHA256) + ":" + ref)
+		prefix := []byte(string(digest.SHA256) + ":" + short)
 		c := images.Cursor()
 		for k, _ := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, _ = c.Next() {
 			if found != "" {

@@ -236,3 +236,52 @@ func TestCrashDuringLoadAndRmi(t *testing.T) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// TestImageEndpointErrors checks status codes and bodies clients rely on.
+func TestImageEndpointErrors(t *testing.T) {
+	d := testutil.StartDaemon(t)
+	c := d.HTTPClient()
+	bb, _ := os.ReadFile(testutil.BusyboxTar(t))
+	cases := []struct {
+		method, path string
+		body         []byte
+		code         int
+		contains     string
+	}{
+		{"POST", "/v1.44/images/create?fromSrc=-&repo=bb&tag=1", bb, 200, `"status":"sha256:`},
+		{"POST", "/images/create?fromSrc=-&repo=bb&changes=RUN%20x", bb, 400, "not a valid change command"},
+		{"POST", "/images/create?fromSrc=-&repo=BAD", bb, 400, "invalid reference format"},
+		{"POST", "/images/create", nil, 400, "fromImage or fromSrc"},
+		{"GET", "/images/nope/json", nil, 404, `{"message":"No such image: nope"}`},
+		{"GET", "/images/bb:1/json", nil, 200, `"RepoTags":["bb:1"]`},
+		{"GET", "/v1.47/images/docker.io/library/bb:1/json", nil, 200, `"Id":"sha256:`},
+		{"GET", "/images/get?names=nope", nil, 404, "No such image: nope"},
+		{"GET", "/images/bb:1/get", nil, 200, "manifest.json"},
+		{"POST", "/images/load", []byte("garbage that is not a tar archive"), 400, ""},
+		{"POST", "/images/bb:1/tag?repo=other&tag=2", nil, 201, ""},
+		{"POST", "/images/bb:1/tag", nil, 400, ""},
+		{"POST", "/images/nope/tag?repo=x", nil, 404, "No such image: nope"},
+		{"GET", "/images/json?filters=%7B%22reference%22%3A%7B%22other%22%3Atrue%7D%7D", nil, 200, `"RepoTags":["other:2"]`},
+		{"GET", "/images/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D", nil, 400, "invalid filter"},
+		{"GET", "/images/bb:1/history", nil, 200, `"Tags":[`},
+		{"DELETE", "/images/other:2", nil, 200, `[{"Untagged":"other:2"}]`},
+		{"DELETE", "/images/nope", nil, 404, "No such image: nope"},
+		{"GET", "/system/df", nil, 200, `"LayersSize":`},
+		{"POST", "/berth/system/check?repair=1", nil, 200, `"Problems":[]`},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(tc.method, "http://berth"+tc.path, bytes.NewReader(tc.body))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !strings.Contains(string(body), tc.contains) {
+			t.Errorf("%s %s: %d %s, want %d with %q", tc.method, tc.path, resp.StatusCode, body, tc.code, tc.contains)
+		}
+		if tc.code >= 400 && resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: error Content-Type %q", tc.method, tc.path, resp.Header.Get("Content-Type"))
+		}
+	}
+}
