@@ -25,8 +25,18 @@ import (
 var (
 	regBinOnce sync.Once
 	regBin     string
+	regBinDir  string
 	regBinErr  error
 )
+
+// TestMain removes the binary built for the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if regBinDir != "" {
+		os.RemoveAll(regBinDir)
+	}
+	os.Exit(code)
+}
 
 // registryBin is the berth-registry binary: from $BERTH_BIN or built once.
 func registryBin(t *testing.T) string {
@@ -42,6 +52,7 @@ func registryBin(t *testing.T) string {
 			regBinErr = err
 			return
 		}
+		regBinDir = dir
 		regBin = filepath.Join(dir, "berth-registry")
 		cmd := exec.Command("go", "build", "-o", regBin, "./cmd/berth-registry")
 		cmd.Dir = testutil.RepoRoot()
