@@ -186,7 +186,7 @@ func bigImageArchive(t *testing.T, d *testutil.Daemon, tag string) string {
 }
 
 // TestCrashDuringLoadAndRmi kills berthd with SIGKILL at many points of a
-// load and of an rmi, restarts it, and checks that the store is clean and
+// load, an rmi and an import, restarts it, and checks that the store is clean and
 // no committed image was lost.
 func TestCrashDuringLoadAndRmi(t *testing.T) {
 	d := testutil.StartDaemon(t)
@@ -231,6 +231,18 @@ func TestCrashDuringLoadAndRmi(t *testing.T) {
 		restartAndCheck(fmt.Sprintf("rmi (+%s)", delay/4))
 		if r := d.Docker("image", "inspect", "big:1"); r.ExitCode == 0 {
 			mustRun(t, d.Docker("rmi", "big:1"))
+		}
+
+		// import: the archive itself as a filesystem tar.
+		cmd = exec.Command(testutil.DockerCLI(t), "import", archive, "imported:1")
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.Host(), "DOCKER_CONFIG="+filepath.Join(d.Root, "docker-config"))
+		cmd.Start()
+		time.Sleep(delay)
+		d.Kill9()
+		cmd.Wait()
+		restartAndCheck(fmt.Sprintf("import (+%s)", delay))
+		if r := d.Docker("image", "inspect", "imported:1"); r.ExitCode == 0 {
+			mustRun(t, d.Docker("rmi", "imported:1"))
 		}
 	}
 }
