@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,7 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	if err != nil {
 		return err
 	}
+	t0 := time.Now()
 	bundle := d.bundleDir(c.ID)
 	rootfs := filepath.Join(bundle, "rootfs")
 	defer func() {
@@ -138,6 +140,7 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 		return err
 	}
 	os.RemoveAll(d.stateDir(c.ID))
+	tPrep := time.Now()
 	client, err := shim.Start(ctx, shim.Options{
 		ID: c.ID, Bundle: bundle, StateDir: d.stateDir(c.ID), LogPath: d.logPath(c.ID),
 		Runtime: bin, RuntimeRoot: d.runtimeRoot(c.HostConfig.Runtime), ShimBinary: d.cfg.ShimBinary,
@@ -146,6 +149,7 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	if err != nil {
 		return errdefs.InvalidArgument("failed to create task for container: %s", err.Error())
 	}
+	tCreate := time.Now()
 	l.shim, l.rt = client, rt
 	// Let clients that attached before start connect their streams first,
 	// so not one byte of output is missed.
@@ -158,6 +162,7 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 		l.created = make(chan struct{})
 		return errdefs.InvalidArgument("failed to start container: %s", err.Error())
 	}
+	slog.Debug("container started", "id", c.ID[:12], "prepare", tPrep.Sub(t0), "create", tCreate.Sub(tPrep), "start", time.Since(tCreate))
 	c.State.SetRunning(client.Pid(), time.Now().UTC())
 	if err := d.Containers.Save(c); err != nil {
 		logErr("save container", err, "id", c.ID)

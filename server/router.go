@@ -48,6 +48,7 @@ func New(d *daemon.Daemon) (*Server, error) {
 	all = append(all, s.systemRoutes()...)
 	all = append(all, s.containerRoutes()...)
 	all = append(all, s.execRoutes()...)
+	all = append(all, s.archiveRoutes()...)
 	// Image endpoints live in image.go, owned with the image store.
 	if ir, ok := any(s).(interface{ imageRoutes() []route }); ok {
 		all = append(all, ir.imageRoutes()...)
