@@ -127,6 +127,10 @@ func (c *CLI) inspect(ctx context.Context, refs []string, format string, kinds [
 		if err != nil {
 			return err
 		}
+		if len(raws) == 0 {
+			// docker's template inspector flushes an empty line when it rendered nothing
+			fmt.Fprintln(c.out)
+		}
 		for _, raw := range raws {
 			var v any
 			dec := json.NewDecoder(bytes.NewReader(raw))

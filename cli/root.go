@@ -50,6 +50,8 @@ func NewRootCommand(c *CLI) *cobra.Command {
 		newContainerGroup(c),
 		newImageGroup(c),
 		newSystemGroup(c),
+		newNetworkGroup(c),
+		newVolumeGroup(c),
 	)
 	walk(root, func(cmd *cobra.Command) {
 		// docker lists neither --help nor repeatable flags' Go type

@@ -175,3 +175,24 @@ func TestSplitRepoTag(t *testing.T) {
 		}
 	}
 }
+
+func TestNaturalLess(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"web2", "web10", true},
+		{"web10", "web2", false},
+		{"6a07", "34e1", true},
+		{"abc", "abd", true},
+		{"ab", "abc", true},
+		{"a01", "a1", false},
+		{"a1", "a01", true},
+		{"same", "same", false},
+	}
+	for _, tt := range tests {
+		if got := NaturalLess(tt.a, tt.b); got != tt.want {
+			t.Errorf("NaturalLess(%q, %q) = %v", tt.a, tt.b, got)
+		}
+	}
+}
