@@ -423,6 +423,22 @@ func TestRuncExec(t *testing.T) {
 		}
 	})
 
+	t.Run("killed by signal", func(t *testing.T) {
+		p, err := env.rt.Exec(ctx, id, proc(t, container.ExecCreateRequest{Cmd: []string{"sleep", "1000"}}), ExecIO{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if code, err := p.Wait(); err != nil || code != 137 {
+			t.Errorf("exit %d err %v, want 137", code, err)
+		}
+		if err := p.Signal(syscall.SIGKILL); !errdefs.IsConflict(err) {
+			t.Errorf("signal after exit: %v", err)
+		}
+	})
+
 	t.Run("tty not found", func(t *testing.T) {
 		var out syncBuffer
 		_, err := env.rt.Exec(ctx, id, proc(t, container.ExecCreateRequest{Cmd: []string{"nope"}, Tty: true}), ExecIO{Stdout: &out, Terminal: true})
