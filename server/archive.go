@@ -10,8 +10,8 @@ import (
 	"github.com/berth-dev/berth/daemon"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/snapshot"
-	api "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/common"
+	api "github.com/moby/moby/api/types/container"
 )
 
 func (s *Server) archiveRoutes() []route {
@@ -173,4 +173,3 @@ func (s *Server) getContainerStats(ctx context.Context, w http.ResponseWriter, r
 		prev = cur
 	}
 }
-
