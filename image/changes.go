@@ -7,6 +7,7 @@ import (
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 )
 
@@ -37,6 +38,17 @@ func applyChange(cfg *dockerspec.DockerOCIImageConfig, node *parser.Node) error 
 	inst, err := instructions.ParseInstruction(node)
 	if err != nil {
 		return err
+	}
+	// Quotes and $VARs (from the config's Env) resolve as in a Dockerfile.
+	if ex, ok := inst.(instructions.SupportsSingleWordExpansion); ok {
+		lex := shell.NewLex(parser.DefaultEscapeToken)
+		env := shell.EnvsFromSlice(cfg.Env)
+		if err := ex.Expand(func(word string) (string, error) {
+			out, _, err := lex.ProcessWord(word, env)
+			return out, err
+		}); err != nil {
+			return err
+		}
 	}
 	withShell := func(c instructions.ShellDependantCmdLine) []string {
 		if !c.PrependShell {
