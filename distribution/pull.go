@@ -1,0 +1,382 @@
+package distribution
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/image"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// PullOptions are a pull's optional parts.
+type PullOptions struct {
+	Credentials Credentials
+	// Platform chooses from a multi-platform index; nil is the host's.
+	Platform *ocispec.Platform
+}
+
+// PullResult names what a pull stored.
+type PullResult struct {
+	Image  *image.Image
+	Digest digest.Digest // the manifest (or index) digest: the repo digest
+	Ref    string        // familiar reference pulled, e.g. "busybox:latest"
+	Fresh  bool          // false when the name already pointed at this image
+}
+
+// Pull fetches ref (name[:tag] or name@digest; a bare name is :latest) into
+// the image store. Errors found before any layer moves (bad reference,
+// unknown repository or manifest, denied access) are returned before
+// progress reports anything, so an API can still answer with a status.
+func (s *Service) Pull(ctx context.Context, ref string, opts PullOptions, progress ProgressFunc) (*PullResult, error) {
+	named, err := splitReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	named = reference.TagNameOnly(named)
+	want := opts.Platform
+	if want == nil {
+		p, _ := ParsePlatform("")
+		want = &p
+	}
+	eps, err := s.endpoints(ctx, reference.Domain(named))
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for i, ep := range eps {
+		res, err := s.pullFrom(ctx, ep, named, *want, opts.Credentials, serial(progress))
+		if err == nil {
+			return res, nil
+		}
+		lastErr = err
+		// A mirror that lacks the image or fails falls through to the next;
+		// the last endpoint's error is the answer.
+		if !ep.mirror || i == len(eps)-1 {
+			break
+		}
+	}
+	if errdefs.IsNotFound(lastErr) && strings.HasPrefix(lastErr.Error(), "repository does not exist") {
+		return nil, errdefs.NotFound("pull access denied for %s, %s", reference.FamiliarName(named), lastErr.Error())
+	}
+	return nil, lastErr
+}
+
+// pullFrom is one pull from one endpoint.
+func (s *Service) pullFrom(ctx context.Context, ep endpoint, named reference.Named, want ocispec.Platform, creds Credentials, progress ProgressFunc) (*PullResult, error) {
+	path := reference.Path(named)
+	if ep.mirror && !strings.Contains(path, "/") {
+		path = "library/" + path
+	}
+	rc := s.repo(ep, path, creds, "pull")
+	var tagOrDigest string
+	var wantDigest digest.Digest
+	if c, ok := named.(reference.Canonical); ok {
+		wantDigest = c.Digest()
+		tagOrDigest = wantDigest.String()
+	} else if t, ok := named.(reference.Tagged); ok {
+		tagOrDigest = t.Tag()
+	}
+	top, err := rc.getManifest(ctx, tagOrDigest, wantDigest)
+	if err != nil {
+		return nil, err
+	}
+	m := top
+	if isIndex(top.mediaType) {
+		desc, ok := pickManifest(top.raw, want)
+		if !ok {
+			return nil, errdefs.NotFound("no matching manifest for %s in the manifest list entries", FormatPlatform(want))
+		}
+		if m, err = rc.getManifest(ctx, desc.Digest.String(), desc.Digest); err != nil {
+			return nil, err
+		}
+		if isIndex(m.mediaType) {
+			return nil, errdefs.InvalidArgument("manifest %s: an index inside an index is not supported", desc.Digest)
+		}
+	}
+	var man manifestHead
+	if err := json.Unmarshal(m.raw, &man); err != nil {
+		return nil, errdefs.InvalidArgument("manifest %s: %w", m.digest, err)
+	}
+	if man.Config.Digest.Validate() != nil {
+		return nil, errdefs.InvalidArgument("manifest %s: no valid config descriptor", m.digest)
+	}
+	rawConfig, err := s.fetchSmallBlob(ctx, rc, man.Config)
+	if err != nil {
+		return nil, err
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(rawConfig, &cfg); err != nil {
+		return nil, errdefs.InvalidArgument("image config %s: %w", man.Config.Digest, err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(man.Layers) {
+		return nil, errdefs.InvalidArgument("manifest %s lists %d layers, its config %d", m.digest, len(man.Layers), len(cfg.RootFS.DiffIDs))
+	}
+	if cfg.Architecture != "" && !isIndex(top.mediaType) && (cfg.OS != want.OS || cfg.Architecture != want.Architecture) {
+		// docker pulls it anyway and warns; so do we, in the stream.
+		defer progress(Progress{Status: "WARNING: image platform (" + cfg.OS + "/" + cfg.Architecture + ") does not match the expected platform (" + FormatPlatform(want) + ")"})
+	}
+	for _, l := range man.Layers {
+		if err := l.Digest.Validate(); err != nil {
+			return nil, errdefs.InvalidArgument("manifest %s: layer digest %q: %w", m.digest, l.Digest, err)
+		}
+	}
+
+	// From here on the pull streams.
+	id := tagOrDigest
+	progress(Progress{ID: id, Status: "Pulling from " + reference.FamiliarName(reference.TrimNamed(named))})
+
+	layers, err := s.pullLayers(ctx, rc, man.Layers, cfg.RootFS.DiffIDs, progress)
+	if err != nil {
+		return nil, err
+	}
+	imgID := digest.FromBytes(rawConfig)
+	store := s.store
+	fresh := true
+	if cur, err := store.Resolve(ctx, named.String()); err == nil && cur == imgID {
+		fresh = false
+	}
+	repoDigest, err := reference.WithDigest(reference.TrimNamed(named), top.digest)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("repo digest: %w", err)
+	}
+	opts := image.CreateOptions{Manifest: m.raw, RepoDigests: []string{repoDigest.String()}}
+	if _, ok := named.(reference.Canonical); !ok {
+		opts.Tags = []string{named.String()}
+	}
+	img, err := store.CreateRaw(ctx, rawConfig, layers, opts)
+	if err != nil {
+		return nil, err
+	}
+	source := reference.Domain(named) + "/" + reference.Path(named)
+	for _, l := range man.Layers {
+		store.AddBlobSource(ctx, l.Digest, source)
+	}
+	progress(Progress{Status: "Digest: " + top.digest.String()})
+	familiar := reference.FamiliarString(named)
+	if fresh {
+		progress(Progress{Status: "Status: Downloaded newer image for " + familiar})
+	} else {
+		progress(Progress{Status: "Status: Image is up to date for " + familiar})
+	}
+	return &PullResult{Image: img, Digest: top.digest, Ref: familiar, Fresh: fresh}, nil
+}
+
+// fetchSmallBlob reads a config-sized blob and verifies it.
+func (s *Service) fetchSmallBlob(ctx context.Context, rc *repoClient, desc ocispec.Descriptor) ([]byte, error) {
+	if b, err := s.store.Content().ReadBlob(ctx, desc.Digest); err == nil {
+		return b, nil
+	}
+	resp, err := rc.do(ctx, http.MethodGet, "/v2/"+rc.name+"/blobs/"+desc.Digest.String(), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(resp, "fetch blob %s", desc.Digest)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestSize+1))
+	if err != nil {
+		return nil, errdefs.Unavailable("read blob %s: %w", desc.Digest, err)
+	}
+	if len(b) > maxManifestSize {
+		return nil, errdefs.InvalidArgument("blob %s: larger than %d bytes", desc.Digest, maxManifestSize)
+	}
+	if desc.Digest.Algorithm().FromBytes(b) != desc.Digest {
+		return nil, errdefs.InvalidArgument("blob %s: content does not match its digest: refusing it", desc.Digest)
+	}
+	return b, nil
+}
+
+// pullLayers downloads the missing layers in parallel into the content
+// store (verified while they stream) and unpacks each, in order, as soon as
+// it and the layers below it are there.
+func (s *Service) pullLayers(ctx context.Context, rc *repoClient, descs []ocispec.Descriptor, diffIDs []digest.Digest, progress ProgressFunc) ([]image.Layer, error) {
+	chainIDs := image.ChainIDs(diffIDs)
+	layers := make([]image.Layer, len(descs))
+	// Layers up to the highest one already unpacked are there, with their parents.
+	have := -1
+	for i := len(chainIDs) - 1; i >= 0; i-- {
+		if l, ok := s.store.Layer(ctx, chainIDs[i]); ok {
+			have = i
+			layers[i] = l
+			break
+		}
+	}
+	for i := 0; i <= have; i++ {
+		progress(Progress{ID: shortID(descs[i].Digest), Status: "Already exists", Detail: true})
+	}
+	if have >= 0 {
+		for i := have - 1; i >= 0; i-- {
+			l, ok := s.store.Layer(ctx, chainIDs[i])
+			if !ok {
+				return nil, errdefs.System("layer %s: missing below %s", chainIDs[i], chainIDs[i+1])
+			}
+			layers[i] = l
+		}
+	}
+	todo := descs[have+1:]
+	if len(todo) == 0 {
+		return layers, nil
+	}
+	// The same blob twice in one image downloads once.
+	for _, d := range todo {
+		progress(Progress{ID: shortID(d.Digest), Status: "Pulling fs layer", Detail: true})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make([]chan error, len(descs))
+	sem := make(chan struct{}, s.cfg.MaxConcurrentDownloads)
+	for i := have + 1; i < len(descs); i++ {
+		done[i] = make(chan error, 1)
+		go func(i int) {
+			d := descs[i]
+			select {
+			case sem <- struct{}{}:
+			default:
+				progress(Progress{ID: shortID(d.Digest), Status: "Waiting", Detail: true})
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					done[i] <- ctx.Err()
+					return
+				}
+			}
+			err := s.download(ctx, rc, d, progress)
+			<-sem
+			done[i] <- err
+		}(i)
+	}
+	parent := ""
+	if have >= 0 {
+		parent = chainIDs[have]
+	}
+	for i := have + 1; i < len(descs); i++ {
+		if err := <-done[i]; err != nil {
+			return nil, err
+		}
+		d := descs[i]
+		id := shortID(d.Digest)
+		progress(Progress{ID: id, Status: "Extracting", Current: d.Size, Total: d.Size, Detail: true})
+		v, err, _ := s.unpacks.Do(chainIDs[i], func() (any, error) {
+			desc := d
+			desc.MediaType = layerMediaType(d.MediaType)
+			return s.store.ApplyLayerBlob(ctx, parent, desc, diffIDs[i])
+		})
+		if err != nil {
+			return nil, err
+		}
+		layers[i] = v.(image.Layer)
+		parent = layers[i].ChainID
+		progress(Progress{ID: id, Status: "Pull complete", Detail: true})
+	}
+	return layers, nil
+}
+
+// layerMediaType keeps the manifest's layer type in the image's layer record.
+func layerMediaType(mt string) string {
+	switch mt {
+	case MediaTypeDockerForeignLayer:
+		return MediaTypeDockerLayerGzip
+	}
+	return mt
+}
+
+// download brings one layer blob into the content store, verified while it
+// streams; concurrent downloads of the same blob (other pulls) share one.
+func (s *Service) download(ctx context.Context, rc *repoClient, d ocispec.Descriptor, progress ProgressFunc) error {
+	id := shortID(d.Digest)
+	if s.store.Content().Exists(ctx, d.Digest) {
+		progress(Progress{ID: id, Status: "Download complete", Detail: true})
+		return nil
+	}
+	_, err, shared := s.downloads.Do(d.Digest.String(), func() (any, error) {
+		return nil, s.fetchBlob(ctx, rc, d, progress)
+	})
+	if err != nil {
+		if shared && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			// The pull we shared with was cancelled; do it ourselves.
+			return s.fetchBlob(ctx, rc, d, progress)
+		}
+		return err
+	}
+	progress(Progress{ID: id, Status: "Download complete", Detail: true})
+	return nil
+}
+
+// fetchBlob streams a blob into the content store, resuming with a Range
+// request after a network error, and commits it only if its digest and
+// size match the descriptor.
+func (s *Service) fetchBlob(ctx context.Context, rc *repoClient, d ocispec.Descriptor, progress ProgressFunc) error {
+	id := shortID(d.Digest)
+	w, err := s.store.Content().Writer(ctx, d.Digest)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	pr := &progressReader{fn: progress, id: id, status: "Downloading", total: d.Size, interval: 100 * time.Millisecond}
+	buf := make([]byte, 1<<20)
+	for attempt := 1; ; attempt++ {
+		var hdr http.Header
+		if w.Size() > 0 {
+			hdr = http.Header{"Range": {"bytes=" + strconv.FormatInt(w.Size(), 10) + "-"}}
+		}
+		resp, err := rc.do(ctx, http.MethodGet, "/v2/"+rc.name+"/blobs/"+d.Digest.String(), hdr, nil)
+		if err != nil {
+			return err
+		}
+		switch {
+		case resp.StatusCode == http.StatusPartialContent && w.Size() > 0:
+		case resp.StatusCode == http.StatusOK:
+			if w.Size() > 0 {
+				// No range support: start over.
+				w.Close()
+				if w, err = s.store.Content().Writer(ctx, d.Digest); err != nil {
+					resp.Body.Close()
+					return err
+				}
+				defer w.Close()
+				pr.current = 0
+			}
+		default:
+			err := statusError(resp, "fetch layer %s", d.Digest)
+			resp.Body.Close()
+			return err
+		}
+		pr.r = resp.Body
+		limit := d.Size - w.Size() + 1
+		if d.Size <= 0 {
+			limit = 1 << 40
+		}
+		_, err = io.CopyBuffer(w, io.LimitReader(pr, limit), buf)
+		resp.Body.Close()
+		if err == nil {
+			break
+		}
+		if attempt >= 4 || !isNetworkError(err) || ctx.Err() != nil {
+			return errdefs.Unavailable("download layer %s: %w", d.Digest, err)
+		}
+		if berr := backoff(ctx, attempt); berr != nil {
+			return berr
+		}
+	}
+	if d.Size > 0 && w.Size() != d.Size {
+		return errdefs.InvalidArgument("layer %s: registry sent %d bytes, the manifest says %d: refusing it", d.Digest, w.Size(), d.Size)
+	}
+	progress(Progress{ID: id, Status: "Verifying Checksum", Detail: true})
+	if _, err := w.Commit(ctx); err != nil {
+		if errdefs.IsInvalidArgument(err) {
+			return errdefs.InvalidArgument("layer %s: registry sent content with digest %s: refusing it", d.Digest, w.Digest())
+		}
+		return err
+	}
+	return nil
+}
