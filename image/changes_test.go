@@ -18,11 +18,15 @@ func TestApplyChanges(t *testing.T) {
 		check   func(c dockerspec.DockerOCIImageConfig) bool
 		bad     bool
 	}{
-		{[]string{`CMD ["sh","-c","x"]`}, func(c dockerspec.DockerOCIImageConfig) bool { return reflect.DeepEqual(c.Cmd, []string{"sh", "-c", "x"}) }, false},
+		{[]string{`CMD ["sh","-c","x"]`}, func(c dockerspec.DockerOCIImageConfig) bool {
+			return reflect.DeepEqual(c.Cmd, []string{"sh", "-c", "x"})
+		}, false},
 		{[]string{`CMD echo hi`}, func(c dockerspec.DockerOCIImageConfig) bool {
 			return reflect.DeepEqual(c.Cmd, []string{"/bin/sh", "-c", "echo hi"})
 		}, false},
-		{[]string{`ENTRYPOINT ["/init"]`}, func(c dockerspec.DockerOCIImageConfig) bool { return reflect.DeepEqual(c.Entrypoint, []string{"/init"}) }, false},
+		{[]string{`ENTRYPOINT ["/init"]`}, func(c dockerspec.DockerOCIImageConfig) bool {
+			return reflect.DeepEqual(c.Entrypoint, []string{"/init"})
+		}, false},
 		{[]string{"ENV A=b C=d", "ENV A=z"}, func(c dockerspec.DockerOCIImageConfig) bool { return reflect.DeepEqual(c.Env, []string{"A=z", "C=d"}) }, false},
 		{[]string{"EXPOSE 80 53/udp"}, func(c dockerspec.DockerOCIImageConfig) bool {
 			_, a := c.ExposedPorts["80/tcp"]
@@ -35,7 +39,9 @@ func TestApplyChanges(t *testing.T) {
 		{[]string{"WORKDIR /a", "WORKDIR b"}, func(c dockerspec.DockerOCIImageConfig) bool { return c.WorkingDir == "/a/b" }, false},
 		{[]string{"VOLUME /data /logs"}, func(c dockerspec.DockerOCIImageConfig) bool { return len(c.Volumes) == 2 }, false},
 		{[]string{"STOPSIGNAL SIGINT"}, func(c dockerspec.DockerOCIImageConfig) bool { return c.StopSignal == "SIGINT" }, false},
-		{[]string{"ONBUILD RUN make"}, func(c dockerspec.DockerOCIImageConfig) bool { return reflect.DeepEqual(c.OnBuild, []string{"RUN make"}) }, false},
+		{[]string{"ONBUILD RUN make"}, func(c dockerspec.DockerOCIImageConfig) bool {
+			return reflect.DeepEqual(c.OnBuild, []string{"RUN make"})
+		}, false},
 		{[]string{"HEALTHCHECK --interval=5s CMD true"}, func(c dockerspec.DockerOCIImageConfig) bool {
 			return c.Healthcheck != nil && c.Healthcheck.Test[0] == "CMD-SHELL" && c.Healthcheck.Interval.Seconds() == 5
 		}, false},
