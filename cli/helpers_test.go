@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
 )
@@ -272,5 +273,25 @@ func TestConfigFile(t *testing.T) {
 	}
 	if _, err := LoadConfigFile(dir); err == nil {
 		t.Errorf("bad json accepted")
+	}
+}
+
+func TestStatsEntry(t *testing.T) {
+	var s container.StatsResponse
+	s.ID, s.Name = "9cfe04f016d4aaaaaaaaaaaa", "/s1"
+	s.CPUStats.CPUUsage.TotalUsage = 3_000_000
+	s.PreCPUStats.CPUUsage.TotalUsage = 1_000_000
+	s.CPUStats.SystemUsage = 20_000_000
+	s.PreCPUStats.SystemUsage = 10_000_000
+	s.CPUStats.OnlineCPUs = 2
+	s.MemoryStats = container.MemoryStats{Usage: 3 << 20, Limit: 100 << 20, Stats: map[string]uint64{"total_inactive_file": 1 << 20}}
+	s.Networks = map[string]container.NetworkStats{"eth0": {RxBytes: 1500, TxBytes: 648}}
+	s.BlkioStats.IoServiceBytesRecursive = []container.BlkioStatEntry{{Op: "Read", Value: 4096}, {Op: "Write", Value: 8192}}
+	s.PidsStats.Current = 3
+	e := statsEntry("s1", s, true)
+	got := []string{e.ID(), e.Name(), e.CPUPerc(), e.MemUsage(), e.MemPerc(), e.NetIO(), e.BlockIO(), e.PIDs()}
+	want := []string{"9cfe04f016d4", "s1", "40.00%", "2MiB / 100MiB", "2.00%", "1.5kB / 648B", "4.1kB / 8.19kB", "3"}
+	if !equalStrings(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
