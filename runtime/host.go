@@ -102,14 +102,19 @@ func anyChildHas(dir string, files ...string) bool {
 	return false
 }
 
-// onlineCPUs counts the CPUs in /sys/devices/system/cpu/online ("0-3,6").
+// onlineCPUs counts the CPUs in /sys/devices/system/cpu/online.
 func onlineCPUs() int {
 	b, err := os.ReadFile("/sys/devices/system/cpu/online")
 	if err != nil {
 		return 1
 	}
+	return countCPUList(string(b))
+}
+
+// countCPUList counts the CPUs of a kernel cpu list ("0-3,6"); at least 1.
+func countCPUList(list string) int {
 	n := 0
-	for _, part := range strings.Split(strings.TrimSpace(string(b)), ",") {
+	for _, part := range strings.Split(strings.TrimSpace(list), ",") {
 		lo, hi, isRange := strings.Cut(part, "-")
 		a, err := strconv.Atoi(lo)
 		if err != nil {
