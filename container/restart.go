@@ -32,14 +32,19 @@ func ShouldRestart(p api.RestartPolicy, s *State, exitCode int) bool {
 	return false
 }
 
-// RestartOnBoot decides whether a container comes back when berthd starts
-// after the host rebooted (or after its process vanished without an exit).
+// RestartOnBoot decides whether a stopped container comes back when berthd
+// starts (after a reboot, or when its process vanished without an exit), as
+// dockerd does: always even after a manual stop, unless-stopped unless
+// stopped by hand, on-failure after a failure with retries left.
 func RestartOnBoot(p api.RestartPolicy, s *State) bool {
 	switch p.Name {
 	case api.RestartPolicyAlways:
 		return true
-	case api.RestartPolicyUnlessStopped, api.RestartPolicyOnFailure:
+	case api.RestartPolicyUnlessStopped:
 		return !s.ManuallyStopped
+	case api.RestartPolicyOnFailure:
+		return !s.ManuallyStopped && s.ExitCode != 0 &&
+			(p.MaximumRetryCount == 0 || s.RestartCount < p.MaximumRetryCount)
 	}
 	return false
 }

@@ -76,3 +76,25 @@ func TestTransitions(t *testing.T) {
 		t.Fatal("api state wrong")
 	}
 }
+
+func TestRestartOnBoot(t *testing.T) {
+	cases := []struct {
+		policy api.RestartPolicy
+		state  State
+		want   bool
+	}{
+		{api.RestartPolicy{Name: "always"}, State{ManuallyStopped: true}, true},
+		{api.RestartPolicy{Name: "unless-stopped"}, State{ManuallyStopped: true}, false},
+		{api.RestartPolicy{Name: "unless-stopped"}, State{}, true},
+		{api.RestartPolicy{Name: "on-failure"}, State{ExitCode: 0}, false},
+		{api.RestartPolicy{Name: "on-failure"}, State{ExitCode: 1}, true},
+		{api.RestartPolicy{Name: "on-failure", MaximumRetryCount: 1}, State{ExitCode: 1, RestartCount: 1}, false},
+		{api.RestartPolicy{Name: "no"}, State{ExitCode: 1}, false},
+	}
+	for _, c := range cases {
+		s := c.state
+		if got := RestartOnBoot(c.policy, &s); got != c.want {
+			t.Errorf("%+v %+v: got %v", c.policy, c.state, got)
+		}
+	}
+}

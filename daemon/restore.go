@@ -28,6 +28,15 @@ func (d *Daemon) restore(ctx context.Context) {
 		c.Unlock()
 		switch st {
 		case api.StateRunning, api.StatePaused, api.StateRestarting:
+		case api.StateExited:
+			// Like dockerd at start: always (even if stopped by hand),
+			// unless-stopped and on-failure (after a failure) come back.
+			c.Lock()
+			if container.RestartOnBoot(c.HostConfig.RestartPolicy, &c.State) {
+				logErr("restart container on daemon start", d.start(ctx, c), "id", c.ID)
+			}
+			c.Unlock()
+			continue
 		default:
 			continue
 		}
