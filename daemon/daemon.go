@@ -13,11 +13,13 @@ import (
 
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/content"
+	"github.com/berth-dev/berth/distribution"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/metadata"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/snapshot"
+	"github.com/berth-dev/berth/volume"
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 )
@@ -31,18 +33,24 @@ type Config struct {
 	ShimBinary     string            // berth-shim; default: beside the berthd executable, then $PATH
 	InitPath       string            // --init-path: static tini for --init
 	CgroupParent   string            // --cgroup-parent (default "berth")
+	// InsecureRegistries (--insecure-registry) may be reached over plain HTTP.
+	InsecureRegistries []string
+	// RegistryMirrors (--registry-mirror) are tried for docker.io first.
+	RegistryMirrors []string
 }
 
 // Daemon owns every service berthd runs.
 type Daemon struct {
-	cfg        Config
-	db         *bolt.DB
-	Content    *content.Store
-	Snapshots  *snapshot.Overlay
-	Images     *image.Store
-	Containers *container.Store
-	Events     *Events
-	started    time.Time
+	cfg       Config
+	db        *bolt.DB
+	Content   *content.Store
+	Snapshots *snapshot.Overlay
+	Images    *image.Store
+	// Distribution pulls and pushes images and logs in to registries.
+	Distribution *distribution.Service
+	Containers   *container.Store
+	Events       *Events
+	started      time.Time
 
 	rtMu     sync.Mutex
 	runtimes map[string]*runtime.Runtime
@@ -107,12 +115,21 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		db.Close()
 		return nil, err
 	}
+	if d.Distribution, err = distribution.New(d.Images, distribution.Config{InsecureRegistries: cfg.InsecureRegistries, Mirrors: cfg.RegistryMirrors}); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if d.Containers, err = container.NewStore(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if d.Volumes, err = volume.NewStore(filepath.Join(cfg.DataRoot, "volumes"), db); err != nil {
 		db.Close()
 		return nil, err
 	}
 	d.Images.SetUsers(d)
 	d.restore(ctx)
+	d.restoreVolumes(ctx)
 	return d, nil
 }
 

@@ -32,6 +32,8 @@ type options struct {
 	initPath           string
 	cgroupParent       string
 	pidFile            string
+	insecureRegistries []string
+	registryMirrors    []string
 }
 
 // New returns the berthd root command.
@@ -55,6 +57,8 @@ func New() *cobra.Command {
 	f.StringArrayVar(&o.addRuntimes, "add-runtime", nil, "Register an OCI runtime as NAME=PATH")
 	f.StringVar(&o.initPath, "init-path", "", "Path to the static init binary used by --init (default: tini-static)")
 	f.StringVar(&o.cgroupParent, "cgroup-parent", "berth", "Parent cgroup for all containers")
+	f.StringArrayVar(&o.insecureRegistries, "insecure-registry", nil, "Registry (host[:port] or CIDR) that may be reached over plain HTTP")
+	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil, "Preferred registry mirror for docker.io (http:// or https:// URL)")
 	f.StringVarP(&o.pidFile, "pidfile", "p", "", "Path to use for the daemon PID file (default <exec-root>/berthd.pid)")
 	return cmd
 }
@@ -100,6 +104,7 @@ func run(ctx context.Context, o options) error {
 	d, err := daemon.New(ctx, daemon.Config{
 		DataRoot: dataRoot, ExecRoot: execRoot, DefaultRuntime: o.defaultRuntime,
 		Runtimes: runtimes, InitPath: o.initPath, CgroupParent: o.cgroupParent,
+		InsecureRegistries: o.insecureRegistries, RegistryMirrors: o.registryMirrors,
 	})
 	if err != nil {
 		return err
