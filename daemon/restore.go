@@ -18,6 +18,7 @@ import (
 // a container whose shim vanished without a record (a reboot) is marked
 // exited and brought back if its restart policy says so.
 func (d *Daemon) restore(ctx context.Context) {
+	d.removeOrphanLayers(ctx)
 	for _, c := range d.Containers.List() {
 		c.Lock()
 		st := c.State.Status
@@ -78,4 +79,35 @@ func (d *Daemon) restore(ctx context.Context) {
 		}
 		c.Unlock()
 	}
+}
+
+// removeOrphanLayers deletes writable layers left by a crash between
+// preparing a container's layer and recording the container.
+func (d *Daemon) removeOrphanLayers(ctx context.Context) {
+	var orphans []string
+	err := d.Snapshots.Walk(ctx, func(in snapshot.Info) error {
+		if in.Kind == snapshot.KindActive && isContainerID(in.Key) {
+			if _, err := d.Containers.Get(in.Key); errdefs.IsNotFound(err) {
+				orphans = append(orphans, in.Key)
+			}
+		}
+		return nil
+	})
+	logErr("walk snapshots", err)
+	for _, key := range orphans {
+		slog.Info("removing the writable layer of a container that was never recorded", "key", key[:12])
+		logErr("remove orphan layer", d.Snapshots.Remove(ctx, key), "key", key)
+	}
+}
+
+func isContainerID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }
