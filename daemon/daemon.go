@@ -46,6 +46,7 @@ type Daemon struct {
 	Content   *content.Store
 	Snapshots *snapshot.Overlay
 	Images    *image.Store
+	Volumes   *volume.Store
 	// Distribution pulls and pushes images and logs in to registries.
 	Distribution *distribution.Service
 	Containers   *container.Store

@@ -1,0 +1,118 @@
+package volume
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/snapshot"
+)
+
+// Options the local driver takes (docker volume create -o): the file
+// system type, the device and mount(8)'s option list.
+var driverOptionKeys = map[string]bool{"type": true, "device": true, "o": true}
+
+// parseDriverOptions checks local driver options and returns the mount
+// they describe (zero Type when there is none).
+func parseDriverOptions(opts map[string]string) (snapshot.Mount, error) {
+	var m snapshot.Mount
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !driverOptionKeys[k] {
+			return m, errdefs.InvalidArgument("invalid option key: %q", k)
+		}
+	}
+	if len(opts) == 0 {
+		return m, nil
+	}
+	typ, device, o := opts["type"], opts["device"], opts["o"]
+	if typ == "" {
+		return m, errdefs.InvalidArgument("missing required option: \"type\"")
+	}
+	if device == "" {
+		return m, errdefs.InvalidArgument("missing required option: \"device\"")
+	}
+	m.Type, m.Source = typ, device
+	if o != "" {
+		m.Options = strings.Split(o, ",")
+	}
+	bind := false
+	for _, opt := range m.Options {
+		if opt == "bind" || opt == "rbind" {
+			bind = true
+		}
+	}
+	if bind && !filepath.IsAbs(device) {
+		return m, errdefs.InvalidArgument("invalid device %q: a bind device must be an absolute host path", device)
+	}
+	return m, nil
+}
+
+// isMountpoint reports whether path is a mount point in this mount
+// namespace, from /proc/self/mountinfo (a bind mount from the same file
+// system has the same device number, so stat cannot tell).
+func isMountpoint(path string) (bool, error) {
+	path = filepath.Clean(path)
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, errdefs.System("read mount table: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeMountPath(fields[4]) == path {
+			return true, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return false, errdefs.System("read mount table: %w", err)
+	}
+	return false, nil
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// unmountData unmounts whatever is mounted at a volume's _data and makes
+// sure nothing is left there.
+func unmountData(path string) error {
+	mounted, err := isMountpoint(path)
+	if err != nil || !mounted {
+		return err
+	}
+	if err := snapshot.Unmount(path); err != nil {
+		return err
+	}
+	if still, err := isMountpoint(path); err != nil {
+		return err
+	} else if still {
+		return errdefs.System("unmount %s: still mounted", path)
+	}
+	return nil
+}
