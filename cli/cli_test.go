@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -34,6 +35,8 @@ type fakeDaemon struct {
 	startErr string
 	tty      bool
 	stdinGot bytes.Buffer
+	// authHeader is the last push's or pull's X-Registry-Auth.
+	authHeader string
 	// onStart replaces "the container runs at once"; onKill sees every kill's signal.
 	onStart func()
 	onKill  func(signal string)
@@ -133,7 +136,18 @@ func (d *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		jsonReply(w, 201, map[string]any{"Id": fakeID, "Warnings": []string{}})
+	case strings.HasSuffix(p, "/push") && strings.HasPrefix(p, "/images/"):
+		d.mu.Lock()
+		d.authHeader = r.Header.Get("X-Registry-Auth")
+		d.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"The push refers to repository [localhost:5000/team/app]"}`+"\n")
+	case p == "/auth":
+		jsonReply(w, 200, map[string]string{"Status": "Login Succeeded"})
 	case p == "/images/create":
+		d.mu.Lock()
+		d.authHeader = r.Header.Get("X-Registry-Auth")
+		d.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"Pulling from library/busybox","id":"latest"}`+"\n"+`{"status":"Status: Downloaded newer image for busybox:latest"}`+"\n")
 	case strings.HasSuffix(p, "/attach"):
@@ -545,5 +559,46 @@ func TestRunTTYIsRawStream(t *testing.T) {
 	var req struct{ Tty bool }
 	if err := json.Unmarshal(d.bodies["POST /containers/create"], &req); err != nil || !req.Tty {
 		t.Errorf("create body %s", d.bodies["POST /containers/create"])
+	}
+}
+
+func TestLoginThenPushSendsCredentials(t *testing.T) {
+	d := newFakeDaemon(t)
+	cfg := t.TempDir()
+	code, out, errOut := d.run(t, "s3cret\n", "--config", cfg, "login", "-u", "alice", "--password-stdin", "localhost:5000")
+	if code != 0 || out != "Login Succeeded\n" {
+		t.Fatalf("login: %d %q %q", code, out, errOut)
+	}
+	var body struct{ Username, Password, ServerAddress string }
+	if err := json.Unmarshal(d.bodies["POST /auth"], &body); err != nil || body.Username != "alice" || body.Password != "s3cret" || body.ServerAddress != "localhost:5000" {
+		t.Errorf("auth body %s", d.bodies["POST /auth"])
+	}
+	code, out, errOut = d.run(t, "", "--config", cfg, "push", "localhost:5000/team/app:v1")
+	if code != 0 || !strings.Contains(out, "The push refers to repository") {
+		t.Fatalf("push: %d %q %q", code, out, errOut)
+	}
+	d.mu.Lock()
+	hdr := d.authHeader
+	d.mu.Unlock()
+	dec, err := base64.URLEncoding.DecodeString(hdr)
+	if err != nil {
+		t.Fatalf("X-Registry-Auth %q: %v", hdr, err)
+	}
+	var ac struct{ Username, Password, ServerAddress string }
+	if err := json.Unmarshal(dec, &ac); err != nil || ac.Username != "alice" || ac.Password != "s3cret" || ac.ServerAddress != "localhost:5000" {
+		t.Errorf("X-Registry-Auth decodes to %s", dec)
+	}
+	// another registry gets an empty (but present) auth header
+	if code, _, _ := d.run(t, "", "--config", cfg, "push", "other.example:5000/x"); code != 0 {
+		t.Fatalf("push other: %d", code)
+	}
+	d.mu.Lock()
+	hdr = d.authHeader
+	d.mu.Unlock()
+	if dec, _ := base64.URLEncoding.DecodeString(hdr); hdr == "" || strings.Contains(string(dec), "alice") {
+		t.Errorf("other registry header %q (%s)", hdr, dec)
+	}
+	if code, out, _ := d.run(t, "", "--config", cfg, "logout", "localhost:5000"); code != 0 || out != "Removing login credentials for localhost:5000\n" {
+		t.Errorf("logout: %d %q", code, out)
 	}
 }

@@ -179,7 +179,7 @@ func (c *CLI) pullImage(ctx context.Context, ref string, platform *ocispec.Platf
 	if err != nil {
 		return err
 	}
-	o := client.ImagePullOptions{}
+	o := client.ImagePullOptions{RegistryAuth: c.pullAuth(ctx, ref)}
 	if platform != nil {
 		o.Platforms = []ocispec.Platform{*platform}
 	}
