@@ -49,6 +49,7 @@ func New(d *daemon.Daemon) (*Server, error) {
 	all = append(all, s.containerRoutes()...)
 	all = append(all, s.execRoutes()...)
 	all = append(all, s.archiveRoutes()...)
+	all = append(all, s.volumeRoutes()...)
 	// Image endpoints live in image.go, owned with the image store.
 	if ir, ok := any(s).(interface{ imageRoutes() []route }); ok {
 		all = append(all, ir.imageRoutes()...)
