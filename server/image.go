@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Server) imageRoutes() []route {
-	return []route{
+	return append([]route{
 		{http.MethodGet, "/images/json", s.getImagesJSON},
 		{http.MethodPost, "/images/create", s.postImagesCreate},
 		{http.MethodPost, "/images/load", s.postImagesLoad},
@@ -27,7 +27,7 @@ func (s *Server) imageRoutes() []route {
 		{http.MethodDelete, "/images/{name:.*}", s.deleteImage},
 		{http.MethodGet, "/system/df", s.getSystemDF},
 		{http.MethodPost, "/berth/system/check", s.postSystemCheck},
-	}
+	}, s.distributionRoutes()...)
 }
 
 func (s *Server) getImagesJSON(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
