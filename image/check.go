@@ -266,7 +266,9 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckResult, err
 	s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(BucketLayers).ForEach(func(k, _ []byte) error {
 			if l, _ := getLayer(tx, string(k)); l != nil {
-				usedBlobs[l.Blob.Digest] = true
+				for _, d := range layerBlobs(tx, l) {
+					usedBlobs[d] = true
+				}
 			}
 			return nil
 		})

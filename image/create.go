@@ -156,7 +156,7 @@ func (s *Store) createRaw(ctx context.Context, rawConfig []byte, layers []Layer,
 		return nil, errdefs.System("record image %s: %w", id, err)
 	}
 	for _, l := range layers {
-		s.release(l.ChainID)
+		s.release(l.ChainID, l.hold)
 	}
 	return s.Get(ctx, id.String())
 }

@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	apiimage "github.com/moby/moby/api/types/image"
 	"strings"
@@ -191,10 +192,13 @@ func (s *Store) gcLocked(ctx context.Context) ([]string, error) {
 	}
 	sortByDepth(unused, parentOf)
 	var chainIDs []string
-	for _, l := range unused {
-		chainIDs = append(chainIDs, l.ChainID)
-		blobs = append(blobs, l.Blob.Digest)
-	}
+	s.db.View(func(tx *bolt.Tx) error {
+		for i := range unused {
+			chainIDs = append(chainIDs, unused[i].ChainID)
+			blobs = append(blobs, layerBlobs(tx, &unused[i])...)
+		}
+		return nil
+	})
 	return s.collectAll(ctx, chainIDs, blobs)
 }
 
@@ -420,10 +424,13 @@ func (s *Store) deleteImage(ctx context.Context, id digest.Digest) (*record, []s
 		blobs = append(blobs, manifestBlobs(raw)...)
 	}
 	var chainIDs []string
-	for i := len(layers) - 1; i >= 0; i-- {
-		chainIDs = append(chainIDs, layers[i].ChainID)
-		blobs = append(blobs, layers[i].Blob.Digest)
-	}
+	s.db.View(func(tx *bolt.Tx) error {
+		for i := len(layers) - 1; i >= 0; i-- {
+			chainIDs = append(chainIDs, layers[i].ChainID)
+			blobs = append(blobs, layerBlobs(tx, &layers[i])...)
+		}
+		return nil
+	})
 	removed, err := s.collect(ctx, chainIDs, blobs)
 	return rec, removed, err
 }
@@ -457,7 +464,9 @@ func (s *Store) references(tx *bolt.Tx) (map[string]bool, map[digest.Digest]bool
 		ls, _ := chain(tx, r.ChainID)
 		for _, l := range ls {
 			layers[l.ChainID] = true
-			blobs[l.Blob.Digest] = true
+			for _, d := range layerBlobs(tx, &l) {
+				blobs[d] = true
+			}
 		}
 		return nil
 	})
@@ -475,7 +484,9 @@ func (s *Store) collect(ctx context.Context, chainIDs []string, blobs []digest.D
 		// Blobs of layers still recorded (held by a pull, say) stay too.
 		tx.Bucket(BucketLayers).ForEach(func(k, _ []byte) error {
 			if l, _ := getLayer(tx, string(k)); l != nil && !contains(chainIDs, l.ChainID) {
-				usedBlobs[l.Blob.Digest] = true
+				for _, d := range layerBlobs(tx, l) {
+					usedBlobs[d] = true
+				}
 			}
 			return nil
 		})
@@ -501,7 +512,9 @@ func (s *Store) collect(ctx context.Context, chainIDs []string, blobs []digest.D
 	s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(BucketLayers).ForEach(func(k, _ []byte) error {
 			if l, _ := getLayer(tx, string(k)); l != nil {
-				usedBlobs[l.Blob.Digest] = true
+				for _, d := range layerBlobs(tx, l) {
+					usedBlobs[d] = true
+				}
 			}
 			return nil
 		})
@@ -527,6 +540,21 @@ func manifestBlobs(raw []byte) []digest.Digest {
 	out := []digest.Digest{m.Config.Digest}
 	for _, l := range m.Layers {
 		out = append(out, l.Digest)
+	}
+	return out
+}
+
+// layerBlobs are the blobs a layer keeps alive: its own, and the compressed
+// copy made for push (see distribution.go), if any.
+func layerBlobs(tx *bolt.Tx, l *Layer) []digest.Digest {
+	out := []digest.Digest{l.Blob.Digest}
+	if b := tx.Bucket(bucketCompressed); b != nil {
+		if v := b.Get([]byte(l.DiffID)); v != nil {
+			var desc ocispec.Descriptor
+			if json.Unmarshal(v, &desc) == nil && desc.Digest != "" {
+				out = append(out, desc.Digest)
+			}
+		}
 	}
 	return out
 }

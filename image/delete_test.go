@@ -305,3 +305,32 @@ func TestDuplicateLayerBlobIsCollected(t *testing.T) {
 	}
 	e.check(t)
 }
+
+func TestPushCacheBlobLivesWithItsLayer(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	raw := busyboxTar(t)
+	img, err := e.s.Import(ctx, bytes.NewReader(raw), "a:1", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz, _, err := e.cs.Write(ctx, bytes.NewReader(compress(t, "gzip", raw)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.SetCompressedBlob(ctx, img.Config.RootFS.DiffIDs[0], ocispecDescriptor(gz)); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen(t) // the startup check must keep it
+	if !e.cs.Exists(ctx, gz) {
+		t.Fatal("startup check removed the compressed copy of a used layer")
+	}
+	e.check(t)
+	if _, err := e.s.Delete(ctx, "a:1", false, false); err != nil {
+		t.Fatal(err)
+	}
+	if e.cs.Exists(ctx, gz) {
+		t.Error("compressed copy outlived its layer")
+	}
+	e.check(t)
+}

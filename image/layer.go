@@ -100,7 +100,7 @@ func (s *Store) ApplyLayer(ctx context.Context, parent string, r io.Reader) (Lay
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if parent != "" {
-		if _, ok := s.existingLayer(parent); !ok {
+		if !s.layerExists(parent) {
 			return Layer{}, errdefs.NotFound("parent layer %s: not found", parent)
 		}
 	}
@@ -146,7 +146,7 @@ func (s *Store) applyLayerBlob(ctx context.Context, parent string, desc ocispec.
 		}
 	}
 	if parent != "" {
-		if _, ok := s.existingLayer(parent); !ok {
+		if !s.layerExists(parent) {
 			return Layer{}, errdefs.NotFound("parent layer %s: not found", parent)
 		}
 	}
@@ -216,20 +216,25 @@ func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, finish f
 		return Layer{}, err
 	}
 	l := Layer{ChainID: ChainID(parent, diffID), DiffID: diffID, Parent: parent, Blob: blob, Size: size}
+	// Two unpacks of the same layer may finish together: the check, the
+	// snapshot commit and the record go as one step.
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	if existing, ok := s.existingLayer(l.ChainID); ok {
 		return existing, nil
 	}
-	if err := s.sn.Commit(ctx, l.ChainID, key); err != nil {
-		if errdefs.IsConflict(err) {
-			// Another unpack committed the same chain meanwhile.
-			if existing, ok := s.existingLayer(l.ChainID); ok {
-				return existing, nil
-			}
+	if _, err := s.sn.Stat(ctx, l.ChainID); err == nil {
+		// A committed snapshot without its record (a crash between the
+		// two): replace it with this complete one.
+		if err := s.sn.Remove(ctx, l.ChainID); err != nil {
+			return Layer{}, err
 		}
+	}
+	if err := s.sn.Commit(ctx, l.ChainID, key); err != nil {
 		return Layer{}, err
 	}
 	committed = true
-	s.hold(l.ChainID)
+	l.hold = s.hold(l.ChainID)
 	if err := s.db.Update(func(tx *bolt.Tx) error { return putLayer(tx, &l) }); err != nil {
 		return Layer{}, errdefs.System("record layer %s: %w", l.ChainID, err)
 	}
@@ -250,37 +255,69 @@ func (s *Store) existingLayer(chainID string) (Layer, bool) {
 	if _, err := s.sn.Stat(context.Background(), chainID); err != nil {
 		return Layer{}, false
 	}
-	s.hold(chainID)
-	return *l, true
+	out := *l
+	out.hold = s.hold(chainID)
+	return out, true
 }
 
 // holdFor is how long an unpacked layer that no image uses yet is safe from
 // removal by another image's GC (a pull in progress).
 const holdFor = time.Hour
 
-func (s *Store) hold(chainID string) {
+// hold pins chainID against GC until release(chainID, token).
+func (s *Store) hold(chainID string) uint64 {
 	s.holdMu.Lock()
-	s.holds[chainID] = time.Now()
-	s.holdMu.Unlock()
+	defer s.holdMu.Unlock()
+	s.holdSeq++
+	if s.holds[chainID] == nil {
+		s.holds[chainID] = map[uint64]time.Time{}
+	}
+	s.holds[chainID][s.holdSeq] = time.Now()
+	return s.holdSeq
 }
 
 func (s *Store) held(chainID string) bool {
 	s.holdMu.Lock()
 	defer s.holdMu.Unlock()
-	t, ok := s.holds[chainID]
-	if ok && time.Since(t) > holdFor {
+	for tok, t := range s.holds[chainID] {
+		if time.Since(t) > holdFor {
+			// A caller that never made its image (it failed, or was a
+			// pull given up on) does not pin the layer forever.
+			delete(s.holds[chainID], tok)
+		}
+	}
+	if len(s.holds[chainID]) == 0 {
 		delete(s.holds, chainID)
 		return false
 	}
-	return ok
+	return true
 }
 
-func (s *Store) release(chainIDs ...string) {
+func (s *Store) release(chainID string, token uint64) {
+	if token == 0 {
+		return
+	}
 	s.holdMu.Lock()
-	for _, c := range chainIDs {
-		delete(s.holds, c)
+	delete(s.holds[chainID], token)
+	if len(s.holds[chainID]) == 0 {
+		delete(s.holds, chainID)
 	}
 	s.holdMu.Unlock()
+}
+
+// layerExists says whether a layer is recorded and its snapshot exists,
+// without holding it.
+func (s *Store) layerExists(chainID string) bool {
+	var l *Layer
+	s.db.View(func(tx *bolt.Tx) error {
+		l, _ = getLayer(tx, chainID)
+		return nil
+	})
+	if l == nil {
+		return false
+	}
+	_, err := s.sn.Stat(context.Background(), chainID)
+	return err == nil
 }
 
 // orphan notes a blob that may be unreferenced, for the next GC.

@@ -182,7 +182,9 @@ func (a *archive) unused(s *Store) []digest.Digest {
 		_, used := s.references(tx)
 		tx.Bucket(BucketLayers).ForEach(func(k, _ []byte) error {
 			if l, _ := getLayer(tx, string(k)); l != nil {
-				used[l.Blob.Digest] = true
+				for _, d := range layerBlobs(tx, l) {
+					used[d] = true
+				}
 			}
 			return nil
 		})

@@ -64,6 +64,10 @@ type Layer struct {
 	Parent  string             `json:"Parent,omitempty"` // chain ID of the layer below
 	Blob    ocispec.Descriptor `json:"Blob"`             // the layer's blob in the content store
 	Size    int64              `json:"Size"`             // bytes of regular files in the layer
+
+	// hold is the token that keeps this layer from GC until an image
+	// made with it is recorded (Create releases it).
+	hold uint64
 }
 
 // record is what images/<id> holds.
@@ -95,9 +99,13 @@ type Store struct {
 	usersMu sync.Mutex
 	users   Users
 
+	// commitMu makes "is this layer there / commit it / record it" atomic.
+	commitMu sync.Mutex
+
 	holdMu  sync.Mutex
-	holds   map[string]time.Time   // chain IDs unpacked but not yet in an image
-	orphans map[digest.Digest]bool // blobs that may have lost their last user
+	holdSeq uint64
+	holds   map[string]map[uint64]time.Time // chain ID -> tokens of callers that have not made their image yet
+	orphans map[digest.Digest]bool          // blobs that may have lost their last user
 }
 
 // NewStore opens the image store and removes what an interrupted operation
@@ -114,7 +122,7 @@ func NewStore(db *bolt.DB, cs *content.Store, sn *snapshot.Overlay) (*Store, err
 	if err != nil {
 		return nil, errdefs.System("open image metadata: %w", err)
 	}
-	s := &Store{db: db, cs: cs, sn: sn, holds: map[string]time.Time{}, orphans: map[digest.Digest]bool{}}
+	s := &Store{db: db, cs: cs, sn: sn, holds: map[string]map[uint64]time.Time{}, orphans: map[digest.Digest]bool{}}
 	if _, err := s.Check(context.Background(), CheckOptions{Repair: true, Fast: true, startup: true}); err != nil {
 		return nil, err
 	}
