@@ -161,7 +161,7 @@ func imageCommands(c *CLI) []*cobra.Command {
 	return []*cobra.Command{
 		newImportCommand(c), newImagesCommand(c), newTagCommand(c), newRmiCommand(c),
 		newHistoryCommand(c), newSaveCommand(c), newLoadCommand(c), newPullCommand(c),
-		newPushCommand(c), newLoginCommand(c), newLogoutCommand(c),
+		newPushCommand(c), newLoginCommand(c), newLogoutCommand(c), newBuildCommand(c),
 	}
 }
 
@@ -196,7 +196,7 @@ func newImageGroup(c *CLI) *cobra.Command {
 	rm.Use = "rm [OPTIONS] IMAGE [IMAGE...]"
 	rm.Aliases = []string{"remove"}
 	cmd.AddCommand(ls, rm, newImportCommand(c), newTagCommand(c), newHistoryCommand(c),
-		newSaveCommand(c), newLoadCommand(c), newPullCommand(c), newPushCommand(c), newImageInspectCommand(c),
+		newSaveCommand(c), newLoadCommand(c), newPullCommand(c), newPushCommand(c), newImageInspectCommand(c), newBuildCommand(c),
 		newImagePruneCommand(c))
 	return cmd
 }
