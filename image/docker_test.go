@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/snapshot"
 )
 
 // dockerd starts Debian's docker engine on its own roots for the test and
@@ -135,6 +137,42 @@ func TestDockerInterop(t *testing.T) {
 	} else if out != "y\n/bin/true\n" {
 		t.Errorf("docker run output %q", out)
 	}
+	// Several images in one archive, both ways, sharing their layer.
+	if _, err := e.s.Import(ctx, bytes.NewReader(bb), "fromberth:3", []string{"ENV X=z"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if err := e.s.Save(ctx, []string{"fromberth:2", "fromberth:3"}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	out, err = docker(buf.Bytes(), "load")
+	if err != nil || !strings.Contains(out, "Loaded image: fromberth:2") || !strings.Contains(out, "Loaded image: fromberth:3") {
+		t.Fatalf("docker load of a two-image save: %v: %s", err, out)
+	}
+	if out, err := docker(nil, "tag", "fromdocker:1", "fromdocker:2"); err != nil {
+		t.Fatalf("docker tag: %v: %s", err, out)
+	}
+	saved2, err := docker(nil, "save", "fromdocker:1", "fromdocker:2", "fromberth:3")
+	if err != nil {
+		t.Fatalf("docker save of three names: %v", err)
+	}
+	dst := newEnv(t)
+	lines = nil
+	if err := dst.s.Load(ctx, strings.NewReader(saved2), func(l string) { lines = append(lines, l) }); err != nil {
+		t.Fatalf("berth load of a multi-image docker save: %v", err)
+	}
+	for _, name := range []string{"fromdocker:1", "fromdocker:2", "fromberth:3"} {
+		if _, err := dst.s.Get(ctx, name); err != nil {
+			t.Errorf("%s missing after load (output %q)", name, lines)
+		}
+	}
+	n := 0
+	dst.sn.Walk(ctx, func(snapshot.Info) error { n++; return nil })
+	if n != 1 {
+		t.Errorf("%d snapshots for three images on one layer", n)
+	}
+	dst.check(t)
+
 	ours, _ := e.s.Get(ctx, "fromberth:2")
 	id, _ = docker(nil, "image", "inspect", "-f", "{{.Id}}", "fromberth:2")
 	if ours.ID.String() != strings.TrimSpace(id) {
