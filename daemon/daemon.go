@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/metadata"
+	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/snapshot"
 	"github.com/berth-dev/berth/volume"
@@ -33,6 +34,9 @@ type Config struct {
 	ShimBinary     string            // berth-shim; default: beside the berthd executable, then $PATH
 	InitPath       string            // --init-path: static tini for --init
 	CgroupParent   string            // --cgroup-parent (default "berth")
+	Bridge         string            // --bridge: the default network's Linux bridge (default berth0)
+	BIP            string            // --bip: the bridge's address/prefix ("" = a free pool)
+	NoIPTables     bool              // --iptables=false: no nftables rules (no NAT, no published ports)
 	// InsecureRegistries (--insecure-registry) may be reached over plain HTTP.
 	InsecureRegistries []string
 	// RegistryMirrors (--registry-mirror) are tried for docker.io first.
@@ -51,6 +55,7 @@ type Daemon struct {
 	Distribution *distribution.Service
 	Containers   *container.Store
 	Events       *Events
+	Networks     *network.Manager
 	started      time.Time
 
 	rtMu     sync.Mutex
@@ -129,7 +134,12 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.Images.SetUsers(d)
+	if d.Networks, err = d.newNetworks(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	d.restore(ctx)
+	d.adoptNetworks(ctx)
 	d.restoreVolumes(ctx)
 	return d, nil
 }
@@ -138,6 +148,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 // keep running: their shims own them.
 func (d *Daemon) Close() error {
 	close(d.shutdown)
+	d.Networks.Close()
 	return d.db.Close()
 }
 

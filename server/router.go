@@ -48,6 +48,7 @@ func New(d *daemon.Daemon) (*Server, error) {
 	all = append(all, s.systemRoutes()...)
 	all = append(all, s.containerRoutes()...)
 	all = append(all, s.execRoutes()...)
+	all = append(all, s.networkRoutes()...)
 	all = append(all, s.archiveRoutes()...)
 	all = append(all, s.volumeRoutes()...)
 	// Image endpoints live in image.go, owned with the image store.

@@ -32,6 +32,9 @@ type options struct {
 	initPath           string
 	cgroupParent       string
 	pidFile            string
+	bridge             string
+	bip                string
+	iptables           bool
 	insecureRegistries []string
 	registryMirrors    []string
 }
@@ -59,6 +62,9 @@ func New() *cobra.Command {
 	f.StringVar(&o.cgroupParent, "cgroup-parent", "berth", "Parent cgroup for all containers")
 	f.StringArrayVar(&o.insecureRegistries, "insecure-registry", nil, "Registry (host[:port] or CIDR) that may be reached over plain HTTP")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil, "Preferred registry mirror for docker.io (http:// or https:// URL)")
+	f.StringVarP(&o.bridge, "bridge", "b", "berth0", "Attach containers to a network bridge")
+	f.StringVar(&o.bip, "bip", "", "Network bridge IP (CIDR), e.g. 10.1.2.1/24 (default: a free private /16)")
+	f.BoolVar(&o.iptables, "iptables", true, "Enable addition of nftables rules (NAT, published ports, isolation)")
 	f.StringVarP(&o.pidFile, "pidfile", "p", "", "Path to use for the daemon PID file (default <exec-root>/berthd.pid)")
 	return cmd
 }
@@ -104,6 +110,7 @@ func run(ctx context.Context, o options) error {
 	d, err := daemon.New(ctx, daemon.Config{
 		DataRoot: dataRoot, ExecRoot: execRoot, DefaultRuntime: o.defaultRuntime,
 		Runtimes: runtimes, InitPath: o.initPath, CgroupParent: o.cgroupParent,
+		Bridge: o.bridge, BIP: o.bip, NoIPTables: !o.iptables,
 		InsecureRegistries: o.insecureRegistries, RegistryMirrors: o.registryMirrors,
 	})
 	if err != nil {
