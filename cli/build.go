@@ -320,6 +320,20 @@ func contextFromDir(dir, file string, dfContent []byte) (io.Reader, string, erro
 	return pr, dfName, nil
 }
 
+// mayReinclude reports whether an exclusion ("!") pattern could match below dir.
+func mayReinclude(pm *patternmatcher.PatternMatcher, dir string) bool {
+	for _, p := range pm.Patterns() {
+		if !p.Exclusion() {
+			continue
+		}
+		text := p.String()
+		if strings.HasPrefix(text, dir+"/") || strings.ContainsAny(strings.SplitN(text, "/", 2)[0], "*?[") {
+			return true
+		}
+	}
+	return false
+}
+
 func writeContextTar(w io.Writer, root string, pm *patternmatcher.PatternMatcher, extraName string, extra []byte) error {
 	tw := tar.NewWriter(w)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -336,8 +350,8 @@ func writeContextTar(w io.Writer, root string, pm *patternmatcher.PatternMatcher
 			return err
 		}
 		if skip {
-			// a directory can hold re-included files ("!dir/keep"): only prune it when nothing is excluded
-			if d.IsDir() && !pm.Exclusions() {
+			// an ignored directory is skipped whole unless a "!" pattern may re-include something in it
+			if d.IsDir() && !mayReinclude(pm, rel) {
 				return filepath.SkipDir
 			}
 			return nil
