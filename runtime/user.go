@@ -32,11 +32,15 @@ func ResolveUser(rootfs, userSpec string, groupAdd []string) (specs.User, error)
 	u.UID = uint32(eu.Uid)
 	u.GID = uint32(eu.Gid)
 	u.AdditionalGids = []uint32{u.GID}
+	// One group at a time: the library returns a set in random order, the
+	// process should get the groups in the order they were asked for.
 	var extra []int
-	if len(groupAdd) > 0 {
-		if extra, err = user.GetAdditionalGroupsPath(groupAdd, groupPath); err != nil {
+	for _, g := range groupAdd {
+		gids, err := user.GetAdditionalGroupsPath([]string{g}, groupPath)
+		if err != nil {
 			return u, userError(err)
 		}
+		extra = append(extra, gids...)
 	}
 	for _, g := range append(eu.Sgids, extra...) {
 		gid := uint32(g)
