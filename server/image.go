@@ -236,8 +236,8 @@ func (s *Server) postImagesPrune(ctx context.Context, w http.ResponseWriter, r *
 }
 
 // getSystemDF answers `docker system df`: images from the image store,
-// containers from the daemon; volumes and build cache are reported empty
-// until those stores exist.
+// containers and volumes from the daemon; build cache is reported empty
+// until that store exists.
 func (s *Server) getSystemDF(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	want := map[string]bool{}
 	for _, t := range r.URL.Query()["type"] {
@@ -261,7 +261,7 @@ func (s *Server) getSystemDF(ctx context.Context, w http.ResponseWriter, r *http
 		resp["Containers"] = list
 	}
 	if all || want["volume"] {
-		resp["Volumes"] = []any{}
+		resp["Volumes"] = s.daemon.VolumesDiskUsage(ctx)
 	}
 	if all || want["build-cache"] {
 		resp["BuildCache"] = []any{}
