@@ -120,7 +120,7 @@ func classify(err error, id, verb string) error {
 	msg := runcMessage(err.Error())
 	low := strings.ToLower(msg)
 	switch {
-	case strings.Contains(low, "does not exist") || strings.Contains(low, "not found"):
+	case strings.Contains(low, "container does not exist"):
 		return errdefs.NotFound("No such container: %s", id)
 	case strings.Contains(low, "not running") || strings.Contains(low, "container is stopped") ||
 		strings.Contains(low, "process already finished"):

@@ -635,6 +635,15 @@ root         101     100  0 09:01 ?        00:00:00 sh -c echo hi there
 	}
 }
 
+func TestValidatePSArgs(t *testing.T) {
+	cases := map[string]bool{"-ef": true, "aux": true, "-o pid,comm": true, "-o pid=PID": true, "-o user=PID": false, "-o comm,ppid=PIDX": false}
+	for in, ok := range cases {
+		if err := validatePSArgs(strings.Fields(in)); (err == nil) != ok {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
+
 func TestClassify(t *testing.T) {
 	cases := []struct {
 		msg   string

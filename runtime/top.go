@@ -39,12 +39,21 @@ func (r *Runtime) Top(ctx context.Context, id, psArgs string) (container.TopResp
 	return parsePS(out, pids)
 }
 
-// validatePSArgs refuses output formats that would hide the PID column
-// from us (dockerd refuses "-o" lists without pid the same way at parse).
+// validatePSArgs refuses a renamed column header "x=PID..." other than
+// pid's own (it would be taken for the PID column), as dockerd does.
 func validatePSArgs(args []string) error {
-	for _, a := range args {
+	for i, a := range args {
 		if strings.ContainsAny(a, "\x00\n") {
 			return errdefs.InvalidArgument("invalid ps argument %q", a)
+		}
+		if i == 0 {
+			continue // "x=PID" needs whitespace before it to be a column spec
+		}
+		for _, col := range strings.Split(a, ",") {
+			k, v, ok := strings.Cut(col, "=")
+			if ok && strings.HasPrefix(strings.TrimSpace(v), "PID") && k != "pid" {
+				return errdefs.InvalidArgument("specifying \"%s=%s\" is not allowed", k, v)
+			}
 		}
 	}
 	return nil
