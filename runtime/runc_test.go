@@ -217,6 +217,20 @@ func TestRuncLifecycle(t *testing.T) {
 		t.Errorf("stats of missing cgroup: %v", err)
 	}
 
+	res, err := Resources(container.Resources{Memory: 128 << 20, PidsLimit: ptr(int64(60))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Update(ctx, id, res); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := rt.Stats(ctx, id, s.Linux.CgroupsPath); err != nil || st.MemoryStats.Limit != 128<<20 || st.PidsStats.Limit != 60 {
+		t.Errorf("after update: %+v %v", st, err)
+	}
+	if err := rt.Update(ctx, "nosuch", res); !errdefs.IsNotFound(err) {
+		t.Errorf("update missing: %v", err)
+	}
+
 	if err := rt.Pause(ctx, id); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	runc "github.com/containerd/go-runc"
+	"github.com/moby/moby/api/types/container"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/errdefs"
 )
@@ -153,4 +155,22 @@ func runcMessage(s string) string {
 		}
 	}
 	return s
+}
+
+// Update changes the resource limits of a running container (docker
+// update); build res with Resources.
+func (r *Runtime) Update(ctx context.Context, id string, res *specs.LinuxResources) error {
+	if res == nil {
+		return errdefs.InvalidArgument("update container %s: no resources", id)
+	}
+	if err := r.runc.Update(ctx, id, res); err != nil {
+		return classify(err, id, "update")
+	}
+	return nil
+}
+
+// Resources converts HostConfig resources to the spec's, with the same
+// validation GenerateSpec applies.
+func Resources(res container.Resources) (*specs.LinuxResources, error) {
+	return linuxResources(res, currentHost())
 }
