@@ -47,8 +47,8 @@ func GenerateSpec(o SpecOptions) (*specs.Spec, error) {
 }
 
 func generateSpec(o SpecOptions, h *hostFacts) (*specs.Spec, error) {
-	if o.ID == "" {
-		return nil, errdefs.InvalidArgument("generate spec: container id is empty")
+	if !validID(o.ID) {
+		return nil, errdefs.InvalidArgument("generate spec: invalid container id %q", o.ID)
 	}
 	if o.Config == nil {
 		return nil, errdefs.InvalidArgument("generate spec for %s: no container config", o.ID)
@@ -410,6 +410,21 @@ func MergeEnv(base, over []string) []string {
 		}
 	}
 	return out
+}
+
+// validID accepts what runc accepts as a container id ([A-Za-z0-9_+.-],
+// not "." or ".."), so the id is also a safe path element.
+func validID(id string) bool {
+	if id == "" || id == "." || id == ".." {
+		return false
+	}
+	for _, c := range id {
+		ok := (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strings.ContainsRune("_+.-", c)
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func shortID(id string) string {

@@ -181,6 +181,11 @@ func TestGenerateSpecErrors(t *testing.T) {
 		{"volume mount", nil, &container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "v", Target: "/v"}}}, errdefs.ErrNotImplemented, "type volume"},
 		{"gpus", nil, &container.HostConfig{Resources: container.Resources{DeviceRequests: []container.DeviceRequest{{Count: -1}}}}, errdefs.ErrNotImplemented, "device requests"},
 	}
+	for _, id := range []string{"", "..", "a/b", "x y"} {
+		if _, err := generateSpec(SpecOptions{ID: id, Config: &container.Config{Cmd: []string{"x"}}}, fakeHost()); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("id %q: %v", id, err)
+		}
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := gen(t, c.cfg, c.hc, nil)
