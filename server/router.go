@@ -51,6 +51,7 @@ func New(d *daemon.Daemon) (*Server, error) {
 	all = append(all, s.networkRoutes()...)
 	all = append(all, s.archiveRoutes()...)
 	all = append(all, s.volumeRoutes()...)
+	all = append(all, s.buildRoutes()...)
 	// Image endpoints live in image.go, owned with the image store.
 	if ir, ok := any(s).(interface{ imageRoutes() []route }); ok {
 		all = append(all, ir.imageRoutes()...)
