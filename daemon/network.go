@@ -67,10 +67,14 @@ func endpointConfigs(mode api.NetworkMode, nc *network.NetworkingConfig) ([]bnet
 		}
 		return ec
 	}
-	out := []bnet.EndpointConfig{conv(primary, eps[primary])}
+	first := eps[primary]
+	if first == nil {
+		first = eps[network.NetworkDefault] // what clients send for the default mode
+	}
+	out := []bnet.EndpointConfig{conv(primary, first)}
 	names := make([]string, 0, len(eps))
 	for name := range eps {
-		if name != primary {
+		if name != primary && name != network.NetworkDefault {
 			names = append(names, name)
 		}
 	}

@@ -138,7 +138,7 @@ func (rs ruleset) apply() error {
 			bridges = append(bridges, n)
 		}
 	}
-	add(fwd, established())
+	add(fwd, cat(established(), verdictAccept))
 	for _, n := range bridges {
 		// Inside one network everything goes (bridged traffic crosses this
 		// hook when br_netfilter is loaded).
