@@ -72,7 +72,12 @@ type applier struct {
 	plain                bool    // .wh. names are ordinary files
 	noOverwriteDirNonDir bool    // refuse to replace a directory by a non-directory and back
 	owner                *[2]int // uid, gid for every entry instead of the tar's
-	dirs                 []struct {
+
+	// resolved caches resolveParent: entry directory -> real directory. A
+	// chain of real directories resolves the same until something in it is
+	// removed, which clears the cache.
+	resolved map[string]string
+	dirs     []struct {
 		path string
 		hdr  *tar.Header
 	}
@@ -91,14 +96,30 @@ func relPath(name string) (string, error) {
 // resolveParent returns the real directory (inside the root, symlinks
 // resolved as in a chroot) that will hold rel's last element, creating it.
 func (a *applier) resolveParent(rel string) (string, error) {
-	parent, err := securejoin.SecureJoin(a.root, filepath.Dir(rel))
+	dir := filepath.Dir(rel)
+	if p, ok := a.resolved[dir]; ok {
+		return p, nil
+	}
+	parent, err := securejoin.SecureJoin(a.root, dir)
 	if err != nil {
 		return "", errdefs.InvalidArgument("resolve layer entry %q: %w", rel, err)
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", errdefs.InvalidArgument("create parent of layer entry %q: %w", rel, err)
 	}
+	if a.resolved == nil {
+		a.resolved = map[string]string{}
+	}
+	a.resolved[dir] = parent
 	return parent, nil
+}
+
+// removeAll removes p and forgets every resolved directory: what was
+// removed may have been a component of one (a real directory now replaced,
+// possibly by a symlink).
+func (a *applier) removeAll(p string) error {
+	a.resolved = nil
+	return os.RemoveAll(p)
 }
 
 func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error {
@@ -148,7 +169,7 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 			return err
 		}
 		p := filepath.Join(parent, name)
-		if err := os.RemoveAll(p); err != nil {
+		if err := a.removeAll(p); err != nil {
 			return errdefs.System("apply whiteout %q: %w", hdr.Name, err)
 		}
 		if err := unix.Mknod(p, unix.S_IFCHR, 0); err != nil {
@@ -172,7 +193,7 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 			return errdefs.InvalidArgument("cannot overwrite non-directory %q with directory %q", "/"+rel, hdr.Name)
 		}
 		if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
-			if err := os.RemoveAll(p); err != nil {
+			if err := a.removeAll(p); err != nil {
 				return errdefs.System("replace %q: %w", rel, err)
 			}
 		}
