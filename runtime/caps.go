@@ -53,10 +53,14 @@ func normalizeCaps(in []string, known []string) ([]string, error) {
 
 // tweakCapabilities applies CapAdd and CapDrop to the default set the way
 // Docker does: "ALL" in adds means every capability minus the drops, "ALL"
-// in drops means only the adds; privileged means every capability.
-func tweakCapabilities(adds, drops []string, privileged bool, all []string) ([]string, error) {
+// in drops means only the adds; privileged means every capability. all is
+// every capability the kernel knows, avail those the daemon itself holds:
+// "every" means every available one (dockerd asks for all and runc fails
+// where the daemon lacks some), and adding one that is not available is
+// refused here rather than by runc.
+func tweakCapabilities(adds, drops []string, privileged bool, all, avail []string) ([]string, error) {
 	if privileged {
-		return slices.Clone(all), nil
+		return slices.Clone(avail), nil
 	}
 	add, err := normalizeCaps(adds, all)
 	if err != nil {
@@ -69,7 +73,7 @@ func tweakCapabilities(adds, drops []string, privileged bool, all []string) ([]s
 	var caps []string
 	switch {
 	case slices.Contains(add, "ALL"):
-		for _, c := range all {
+		for _, c := range avail {
 			if !slices.Contains(drop, c) {
 				caps = append(caps, c)
 			}
@@ -83,6 +87,11 @@ func tweakCapabilities(adds, drops []string, privileged bool, all []string) ([]s
 			}
 		}
 		caps = append(caps, add...)
+	}
+	for _, c := range add {
+		if c != "ALL" && !slices.Contains(avail, c) {
+			return nil, errdefs.InvalidArgument("capability %s is not in the daemon's bounding set: no container can get it on this host", c)
+		}
 	}
 	// De-duplicate, keeping first occurrence order.
 	seen := map[string]bool{}

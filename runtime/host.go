@@ -24,6 +24,7 @@ type hostFacts struct {
 	swapLimit   bool              // memory+swap limit controllable
 	blkioWeight bool              // blkio.weight (v1) / io.weight or io.bfq.weight (v2) present
 	allCaps     []string          // every capability the kernel knows, CAP_ prefixed
+	availCaps   []string          // the ones in the daemon's own bounding set (a container can get no more)
 	nCPU        int               // online CPUs
 	hostname    string
 	sysctl      func(name string) bool // whether /proc/sys/<name> exists
@@ -65,6 +66,15 @@ func probeHost() *hostFacts {
 		}
 	}
 	h.allCaps = append([]string(nil), capabilityNames[:last+1]...)
+	h.availCaps = h.allCaps
+	if bnd, ok := ownBoundingSet(); ok {
+		h.availCaps = nil
+		for i, c := range h.allCaps {
+			if bnd&(1<<uint(i)) != 0 {
+				h.availCaps = append(h.availCaps, c)
+			}
+		}
+	}
 	for cpu := 0; cpu < 1024; cpu++ {
 		p := fmt.Sprintf("/sys/devices/system/cpu/cpu%d", cpu)
 		if !exists(p) {
@@ -75,6 +85,21 @@ func probeHost() *hostFacts {
 		}
 	}
 	return h
+}
+
+// ownBoundingSet reads CapBnd of this process from /proc/self/status.
+func ownBoundingSet() (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 func exists(p string) bool {

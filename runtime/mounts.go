@@ -81,7 +81,11 @@ func userMounts(o SpecOptions) ([]specs.Mount, error) {
 		if opts := hc.Tmpfs[dst]; opts != "" {
 			data = strings.Split(opts, ",")
 		}
-		if err := add(tmpfsMount(dst, data)); err != nil {
+		m, err := tmpfsMount(dst, data)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(m); err != nil {
 			return nil, err
 		}
 	}
@@ -93,10 +97,11 @@ func userMounts(o SpecOptions) ([]specs.Mount, error) {
 		if f.src == "" || seen[f.dst] {
 			continue
 		}
-		opts := []string{"rbind", "rprivate"}
+		opts := []string{"rbind"}
 		if hc.ReadonlyRootfs {
 			opts = append(opts, "ro")
 		}
+		opts = append(opts, "rprivate")
 		_ = add(specs.Mount{Destination: f.dst, Type: "bind", Source: f.src, Options: opts})
 	}
 	if hc.IpcMode.IsHost() && !seen["/dev/shm"] {
@@ -257,7 +262,7 @@ func convertMount(mt mount.Mount) (specs.Mount, error) {
 				}
 			}
 		}
-		return tmpfsMount(mt.Target, data), nil
+		return tmpfsMount(mt.Target, data)
 	case mount.TypeVolume:
 		return m, errdefs.NotImplemented("mounts of type volume are not supported yet (target %s)", mt.Target)
 	default:
@@ -267,46 +272,63 @@ func convertMount(mt mount.Mount) (specs.Mount, error) {
 
 // tmpfsMount builds a tmpfs mount with Docker's defaults (noexec, nosuid,
 // nodev, rprivate) overridden by the user's options.
-func tmpfsMount(dst string, data []string) specs.Mount {
-	opts := mergeTmpfsOptions(append([]string{"noexec", "nosuid", "nodev", "rprivate"}, data...))
-	return specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: opts}
+func tmpfsMount(dst string, data []string) (specs.Mount, error) {
+	opts, err := mergeTmpfsOptions(append([]string{"noexec", "nosuid", "nodev", "rprivate"}, data...))
+	if err != nil {
+		return specs.Mount{}, errdefs.InvalidArgument("tmpfs mount %s: %w", dst, err)
+	}
+	return specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: opts}, nil
 }
 
-// tmpfsFlagGroups pairs each flag with the flag that cancels it.
-var tmpfsFlagGroups = map[string]string{
-	"exec": "exec", "noexec": "exec",
-	"suid": "suid", "nosuid": "suid",
-	"dev": "dev", "nodev": "dev",
-	"ro": "rw", "rw": "rw",
-	"atime": "atime", "noatime": "atime",
-	"diratime": "diratime", "nodiratime": "diratime",
-	"relatime": "atime", "norelatime": "atime", "strictatime": "atime",
-	"private": "prop", "rprivate": "prop", "shared": "prop", "rshared": "prop", "slave": "prop", "rslave": "prop",
+// tmpfsFlagKeys groups each mount flag with the flags it cancels.
+var tmpfsFlagKeys = map[string]string{
+	"ro": "rdonly", "rw": "rdonly",
+	"exec": "noexec", "noexec": "noexec",
+	"suid": "nosuid", "nosuid": "nosuid",
+	"dev": "nodev", "nodev": "nodev",
+	"sync": "sync", "async": "sync",
+	"dirsync": "dirsync",
+	"mand":    "mand", "nomand": "mand",
+	"atime": "noatime", "noatime": "noatime",
+	"diratime": "nodiratime", "nodiratime": "nodiratime",
+	"relatime": "relatime", "norelatime": "relatime",
+	"strictatime": "strictatime", "nostrictatime": "strictatime",
+	"private": "propagation", "rprivate": "propagation", "shared": "propagation", "rshared": "propagation",
+	"slave": "propagation", "rslave": "propagation",
 }
 
-// mergeTmpfsOptions keeps the last of each flag pair and of each key=value.
-func mergeTmpfsOptions(in []string) []string {
+// tmpfsDataKeys are the key=value options tmpfs takes.
+var tmpfsDataKeys = map[string]bool{"size": true, "mode": true, "uid": true, "gid": true, "nr_inodes": true, "nr_blocks": true, "mpol": true}
+
+// mergeTmpfsOptions keeps the last of each group of flags and of each
+// key=value, where it stands, as Docker's MergeTmpfsOptions does; unknown
+// options are refused.
+func mergeTmpfsOptions(in []string) ([]string, error) {
+	seen := map[string]bool{}
 	var out []string
-	index := map[string]int{}
-	for _, o := range in {
-		o = strings.TrimSpace(o)
-		if o == "" {
+	for i := len(in) - 1; i >= 0; i-- {
+		o := strings.TrimSpace(in[i])
+		if o == "" || o == "defaults" {
 			continue
 		}
-		key := o
-		if g, ok := tmpfsFlagGroups[o]; ok {
-			key = "flag:" + g
-		} else if k, _, ok := strings.Cut(o, "="); ok {
-			key = "kv:" + k
+		key, ok := tmpfsFlagKeys[o]
+		if ok {
+			key = "flag:" + key
+		} else {
+			k, _, isData := strings.Cut(o, "=")
+			if !isData || !tmpfsDataKeys[k] {
+				return nil, fmt.Errorf("invalid tmpfs option %q", o)
+			}
+			key = "data:" + k
 		}
-		if i, ok := index[key]; ok {
-			out[i] = o
+		if seen[key] {
 			continue
 		}
-		index[key] = len(out)
+		seen[key] = true
 		out = append(out, o)
 	}
-	return out
+	slices.Reverse(out)
+	return out, nil
 }
 
 // mergeMounts puts the defaults and the user's mounts together as Docker

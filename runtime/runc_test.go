@@ -552,3 +552,30 @@ func TestRuncSpecFeatures(t *testing.T) {
 		t.Errorf("bind mount not shared with host: %v", err)
 	}
 }
+
+func TestRuncPrivileged(t *testing.T) {
+	env := newTestEnv(t)
+	ctx := context.Background()
+	base := env.run(t, "berth-priv", sleeper(), &container.HostConfig{Privileged: true}, nil)
+	proc, err := ExecProcessSpec(base, base.Root.Path, container.ExecCreateRequest{
+		Cmd: []string{"sh", "-c", "grep CapEff /proc/self/status; ls /dev/null /dev/loop-control; grep Seccomp: /proc/self/status; true"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb syncBuffer
+	p, err := env.rt.Exec(ctx, "berth-priv", proc, ExecIO{Stdout: &out, Stderr: &errb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := p.Wait(); err != nil || code != 0 {
+		t.Fatalf("exit %d err %v stderr %s", code, err, errb.String())
+	}
+	bnd, _ := ownBoundingSet()
+	want := fmt.Sprintf("CapEff:\t%016x", bnd)
+	for _, w := range []string{want, "/dev/loop-control", "Seccomp:\t0"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, out.String())
+		}
+	}
+}

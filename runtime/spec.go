@@ -148,15 +148,11 @@ func generateSpec(o SpecOptions, h *hostFacts) (*specs.Spec, error) {
 	}
 
 	// Capabilities, then seccomp (the profile depends on the capabilities).
-	caps, err := tweakCapabilities(hc.CapAdd, hc.CapDrop, hc.Privileged, h.allCaps)
+	caps, err := tweakCapabilities(hc.CapAdd, hc.CapDrop, hc.Privileged, h.allCaps, h.availCaps)
 	if err != nil {
 		return nil, err
 	}
-	s.Process.Capabilities = &specs.LinuxCapabilities{
-		Bounding:  caps,
-		Effective: slices.Clone(caps),
-		Permitted: slices.Clone(caps),
-	}
+	s.Process.Capabilities = processCaps(caps, usr.UID)
 	sec, err := parseSecurityOpts(hc.SecurityOpt)
 	if err != nil {
 		return nil, err
@@ -265,6 +261,17 @@ func generateSpec(o SpecOptions, h *hostFacts) (*specs.Spec, error) {
 	}
 	s.Linux.CgroupsPath = filepath.Join("/", parent, o.ID)
 	return s, nil
+}
+
+// processCaps is Docker's capability set for a process: the bounding set
+// always, effective and permitted only for root (a non-root process gets no
+// capabilities, as after execve without file capabilities).
+func processCaps(caps []string, uid uint32) *specs.LinuxCapabilities {
+	c := &specs.LinuxCapabilities{Bounding: slices.Clone(caps)}
+	if uid == 0 {
+		c.Effective, c.Permitted = slices.Clone(caps), slices.Clone(caps)
+	}
+	return c
 }
 
 // setNamespaces sets the pid, ipc, uts, mount, network and cgroup

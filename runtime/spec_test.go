@@ -22,9 +22,11 @@ func fakeHost() *hostFacts {
 		rlimitHard: map[string]uint64{"RLIMIT_NOFILE": 20000},
 		swapLimit:  true,
 		allCaps:    slices.Clone(capabilityNames),
-		nCPU:       2,
-		hostname:   "thehost",
-		sysctl:     func(string) bool { return true },
+		// Like this machine: no CAP_SYS_RESOURCE in the bounding set.
+		availCaps: slices.DeleteFunc(slices.Clone(capabilityNames), func(c string) bool { return c == "CAP_SYS_RESOURCE" }),
+		nCPU:      2,
+		hostname:  "thehost",
+		sysctl:    func(string) bool { return true },
 	}
 }
 
@@ -165,6 +167,7 @@ func TestGenerateSpecErrors(t *testing.T) {
 		{"no command", &container.Config{}, nil, errdefs.ErrInvalidArgument, "no command specified"},
 		{"relative workdir", &container.Config{Cmd: []string{"x"}, WorkingDir: "rel"}, nil, errdefs.ErrInvalidArgument, "needs to be an absolute path"},
 		{"unknown cap", nil, &container.HostConfig{CapAdd: []string{"FLY"}}, errdefs.ErrInvalidArgument, `unknown capability: "CAP_FLY"`},
+		{"unavailable cap", nil, &container.HostConfig{CapAdd: []string{"sys_resource"}}, errdefs.ErrInvalidArgument, "CAP_SYS_RESOURCE is not in the daemon's bounding set"},
 		{"bad security opt", nil, &container.HostConfig{SecurityOpt: []string{"bogus=1"}}, errdefs.ErrInvalidArgument, "invalid --security-opt"},
 		{"sysctl not namespaced", nil, &container.HostConfig{Sysctls: map[string]string{"vm.swappiness": "1"}}, errdefs.ErrInvalidArgument, "is not allowed"},
 		{"net sysctl on host net", nil, &container.HostConfig{NetworkMode: "host", Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}}, errdefs.ErrInvalidArgument, "host network namespace"},
@@ -247,6 +250,26 @@ func TestGenerateSpecUsers(t *testing.T) {
 	}
 }
 
+func TestGenerateSpecNonRootCaps(t *testing.T) {
+	s, err := gen(t, &container.Config{Cmd: []string{"x"}, User: "1000"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Process.Capabilities
+	if len(c.Bounding) != 14 || c.Effective != nil || c.Permitted != nil {
+		t.Errorf("non-root caps %+v", c)
+	}
+	// exec as root into it: effective again; as the container's user: none.
+	p, err := ExecProcessSpec(s, "", container.ExecCreateRequest{Cmd: []string{"x"}, User: "0"})
+	if err != nil || len(p.Capabilities.Effective) != 14 {
+		t.Errorf("root exec caps %+v %v", p.Capabilities, err)
+	}
+	p, err = ExecProcessSpec(s, "", container.ExecCreateRequest{Cmd: []string{"x"}})
+	if err != nil || p.Capabilities.Effective != nil || len(p.Capabilities.Bounding) != 14 {
+		t.Errorf("user exec caps %+v %v", p.Capabilities, err)
+	}
+}
+
 func TestGenerateSpecCapabilities(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -257,7 +280,7 @@ func TestGenerateSpecCapabilities(t *testing.T) {
 		{name: "add short and prefixed", add: []string{"net_admin", "CAP_SYS_ADMIN"}, has: []string{"CAP_NET_ADMIN", "CAP_SYS_ADMIN", "CAP_CHOWN"}, count: 16},
 		{name: "drop", drop: []string{"chown", "CAP_KILL"}, lacks: []string{"CAP_CHOWN", "CAP_KILL"}, count: 12},
 		{name: "drop all add one", drop: []string{"ALL"}, add: []string{"NET_BIND_SERVICE"}, has: []string{"CAP_NET_BIND_SERVICE"}, lacks: []string{"CAP_CHOWN"}, count: 1},
-		{name: "add all drop one", add: []string{"all"}, drop: []string{"SYS_ADMIN"}, has: []string{"CAP_BPF"}, lacks: []string{"CAP_SYS_ADMIN"}, count: len(capabilityNames) - 1},
+		{name: "add all drop one", add: []string{"all"}, drop: []string{"SYS_ADMIN"}, has: []string{"CAP_BPF"}, lacks: []string{"CAP_SYS_ADMIN", "CAP_SYS_RESOURCE"}, count: len(capabilityNames) - 2},
 		{name: "add existing", add: []string{"CHOWN"}, count: 14},
 	}
 	for _, c := range cases {
@@ -350,9 +373,9 @@ func TestGenerateSpecMounts(t *testing.T) {
 			err: "bind source path does not exist"},
 		{name: "mount tmpfs", hc: container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeTmpfs, Target: "/t",
 			TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 1 << 20, Mode: 0o1777 | os.ModeSticky, Options: [][]string{{"exec"}}}}}}, dst: "/t",
-			want: specs.Mount{Destination: "/t", Type: "tmpfs", Source: "tmpfs", Options: []string{"exec", "nosuid", "nodev", "rprivate", "size=1048576", "mode=1777"}}},
+			want: specs.Mount{Destination: "/t", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "rprivate", "size=1048576", "mode=1777", "exec"}}},
 		{name: "tmpfs map", hc: container.HostConfig{Tmpfs: map[string]string{"/run": "size=64m,exec,uid=1000"}}, dst: "/run",
-			want: specs.Mount{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"exec", "nosuid", "nodev", "rprivate", "size=64m", "uid=1000"}}},
+			want: specs.Mount{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "rprivate", "size=64m", "exec", "uid=1000"}}},
 		{name: "user dev/shm replaces default", hc: container.HostConfig{Tmpfs: map[string]string{"/dev/shm": "size=1m"}}, dst: "/dev/shm",
 			want: specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "tmpfs", Options: []string{"noexec", "nosuid", "nodev", "rprivate", "size=1m"}}},
 		{name: "shm size", hc: container.HostConfig{ShmSize: 1 << 20}, dst: "/dev/shm",
@@ -360,6 +383,9 @@ func TestGenerateSpecMounts(t *testing.T) {
 		{name: "duplicate", hc: container.HostConfig{Binds: []string{existing + ":/d"}, Tmpfs: map[string]string{"/d": ""}}, err: "Duplicate mount point: /d"},
 		{name: "relative destination", hc: container.HostConfig{Binds: []string{existing + ":rel"}}, err: "mount path must be absolute"},
 		{name: "bad mode", hc: container.HostConfig{Binds: []string{existing + ":/d:rx"}}, err: "invalid mode: rx"},
+		{name: "bad tmpfs option", hc: container.HostConfig{Tmpfs: map[string]string{"/t": "size=1m,bogus"}}, err: `invalid tmpfs option "bogus"`},
+		{name: "tmpfs later size wins", hc: container.HostConfig{Tmpfs: map[string]string{"/t": "size=1m,ro,size=2m"}}, dst: "/t",
+			want: specs.Mount{Destination: "/t", Type: "tmpfs", Source: "tmpfs", Options: []string{"noexec", "nosuid", "nodev", "rprivate", "ro", "size=2m"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -409,7 +435,7 @@ func TestGenerateSpecHostFilesAndReadonly(t *testing.T) {
 	}
 	for _, dst := range []string{"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"} {
 		m := mountAt(s, dst)
-		if m == nil || m.Type != "bind" || !slices.Equal(m.Options, []string{"rbind", "rprivate", "ro"}) {
+		if m == nil || m.Type != "bind" || !slices.Equal(m.Options, []string{"rbind", "ro", "rprivate"}) {
 			t.Errorf("%s: %+v", dst, m)
 		}
 	}
@@ -426,8 +452,8 @@ func TestGenerateSpecPrivileged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Process.Capabilities.Bounding) != len(capabilityNames) {
-		t.Errorf("caps %v", s.Process.Capabilities.Bounding)
+	if caps := s.Process.Capabilities.Bounding; len(caps) != len(capabilityNames)-1 || slices.Contains(caps, "CAP_SYS_RESOURCE") {
+		t.Errorf("caps %v", caps)
 	}
 	if s.Linux.Seccomp != nil || s.Linux.MaskedPaths != nil || s.Linux.ReadonlyPaths != nil {
 		t.Error("privileged container is confined")

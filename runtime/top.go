@@ -148,15 +148,17 @@ func ExecProcessSpec(base *specs.Spec, rootfs string, cfg container.ExecCreateRe
 	if cfg.Tty && cfg.ConsoleSize != nil && cfg.ConsoleSize[0] > 0 && cfg.ConsoleSize[1] > 0 {
 		p.ConsoleSize = &specs.Box{Height: cfg.ConsoleSize[0], Width: cfg.ConsoleSize[1]}
 	}
+	// The container's bounding set (every capability when privileged),
+	// effective only when the exec runs as root.
+	var bounding []string
 	if bp.Capabilities != nil {
-		c := *bp.Capabilities
-		p.Capabilities = &c
+		bounding = bp.Capabilities.Bounding
 	}
 	if cfg.Privileged {
-		all := currentHost().allCaps
-		p.Capabilities = &specs.LinuxCapabilities{
-			Bounding: slices.Clone(all), Effective: slices.Clone(all), Permitted: slices.Clone(all),
-		}
+		bounding = currentHost().availCaps
+	}
+	if bp.Capabilities != nil || cfg.Privileged {
+		p.Capabilities = processCaps(bounding, p.User.UID)
 	}
 	p.Rlimits = slices.Clone(bp.Rlimits)
 	p.NoNewPrivileges = bp.NoNewPrivileges
