@@ -17,6 +17,11 @@ import (
 const (
 	APIVersion    = "1.47"
 	MinAPIVersion = "1.24"
+	// EngineVersion is the Docker Engine release that serves APIVersion.
+	// /version's top-level Version carries it because clients compare that
+	// field as Docker's version (Testcontainers refuses anything below
+	// 1.6); Berth's own version is in Components[Engine] and Platform.
+	EngineVersion = "27.5.1"
 )
 
 // KernelVersion reads uname's release.
@@ -37,7 +42,7 @@ func (d *Daemon) Version() system.VersionResponse {
 	}
 	return system.VersionResponse{
 		Platform:   system.PlatformInfo{Name: "Berth Engine"},
-		Version:    version.Version,
+		Version:    EngineVersion,
 		APIVersion: APIVersion, MinAPIVersion: MinAPIVersion,
 		GitCommit: version.GitCommit, GoVersion: goruntime.Version(),
 		Os: "linux", Arch: goruntime.GOARCH, KernelVersion: KernelVersion(), BuildTime: version.BuildTime,

@@ -34,7 +34,9 @@ type hijacked struct {
 }
 
 // hijack answers 101 UPGRADED when the client asked for an upgrade and
-// 200 OK otherwise, then hands over the socket.
+// 200 OK otherwise, then hands over the socket. Like dockerd, only the
+// upgrade answer names the multiplexed type; a plain 200 always says
+// raw-stream (the bytes are framed without a TTY either way).
 func hijack(w http.ResponseWriter, r *http.Request, contentType string) (*hijacked, error) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
@@ -48,7 +50,7 @@ func hijack(w http.ResponseWriter, r *http.Request, contentType string) (*hijack
 	if strings.EqualFold(r.Header.Get("Upgrade"), "tcp") || strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") {
 		fmt.Fprintf(&b, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n", contentType)
 	} else {
-		fmt.Fprintf(&b, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n", contentType)
+		fmt.Fprintf(&b, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n", rawStream)
 	}
 	h := http.Header{}
 	setCommonHeaders(h)
