@@ -85,17 +85,20 @@ func (b *Builder) Build(ctx context.Context, src Source, opts Options, out Outpu
 	var quietBuf *bytes.Buffer
 	if opts.Quiet {
 		quietBuf = &bytes.Buffer{}
-		real := out.Stream
-		out.Stream = quietBuf
-		defer func() {
+		defer func(w io.Writer) {
 			if quietBuf != nil {
-				real.Write(quietBuf.Bytes())
+				w.Write(quietBuf.Bytes())
 			}
-		}()
+		}(out.Stream)
+	}
+	real := out.Stream
+	if quietBuf != nil {
+		out.Stream = quietBuf
 	}
 	res, err := b.build(ctx, src, opts, &syncWriter{w: out.Stream}, out.Aux)
-	if err == nil {
-		quietBuf = nil // success: -q shows only the ID
+	if err == nil && quietBuf != nil {
+		quietBuf = nil // success: -q shows only the ID, as dockerd does
+		fmt.Fprintln(real, res.ID)
 	}
 	return res, err
 }
