@@ -4,8 +4,8 @@ import (
 	"context"
 	"io"
 
-	"github.com/moby/moby/api/types/container"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/go-digest"
 )
 

@@ -20,9 +20,9 @@ import (
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/snapshot"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	api "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
