@@ -245,11 +245,11 @@ func convertMount(mt mount.Mount) (specs.Mount, error) {
 			if to.SizeBytes < 0 {
 				return m, errdefs.InvalidArgument("invalid mount config for type \"tmpfs\": invalid tmpfs size %d", to.SizeBytes)
 			}
-			if to.SizeBytes > 0 {
-				data = append(data, "size="+strconv.FormatInt(to.SizeBytes, 10))
-			}
 			if to.Mode != 0 {
 				data = append(data, fmt.Sprintf("mode=%o", unixPerm(to.Mode)))
+			}
+			if to.SizeBytes > 0 {
+				data = append(data, "size="+tmpfsSize(to.SizeBytes))
 			}
 			for _, o := range to.Options {
 				switch len(o) {
@@ -396,10 +396,25 @@ func rootPropagation(ms []specs.Mount) string {
 	return prop
 }
 
-// unixPerm converts Go's FileMode permission and special bits to the octal
-// mode the kernel takes.
+// tmpfsSize writes a size the way dockerd does: in g, m or k when it
+// divides evenly.
+func tmpfsSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		div    int64
+	}{{"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}} {
+		if n%u.div == 0 {
+			return strconv.FormatInt(n/u.div, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// unixPerm converts a mode to the octal the kernel takes: the permission
+// bits, Go's setuid/setgid/sticky flags, and the raw 07000 bits clients
+// such as the docker CLI send (tmpfs-mode=1770).
 func unixPerm(m os.FileMode) uint32 {
-	p := uint32(m.Perm())
+	p := uint32(m.Perm()) | uint32(m)&0o7000
 	if m&os.ModeSetuid != 0 {
 		p |= 0o4000
 	}
