@@ -94,11 +94,13 @@ func (d *Daemon) ContainerCreate(ctx context.Context, o CreateOptions) (api.Crea
 		return api.CreateResponse{}, fmt.Errorf("create container directory: %w", err)
 	}
 	if _, err := d.Snapshots.Prepare(ctx, id, img.ChainID); err != nil {
+		logErr("release volumes", d.releaseVolumes(context.WithoutCancel(ctx), c, true), "id", id)
 		os.RemoveAll(d.containerDir(id))
 		return api.CreateResponse{}, fmt.Errorf("prepare writable layer for %s: %w", id, err)
 	}
 	if err := d.Containers.Add(c); err != nil {
 		d.Snapshots.Remove(context.WithoutCancel(ctx), id)
+		logErr("release volumes", d.releaseVolumes(context.WithoutCancel(ctx), c, true), "id", id)
 		os.RemoveAll(d.containerDir(id))
 		return api.CreateResponse{}, err
 	}

@@ -109,6 +109,16 @@ func TestVolumeLifecycle(t *testing.T) {
 				t.Fatalf("DELETE of a volume in use: %v %v", resp, err)
 			}
 			resp.Body.Close()
+			// A create that fails after its volumes were made (name taken)
+			// leaves no reference and no anonymous volume behind.
+			before := lines(must(t, c.run("volume", "ls", "-q")).Stdout)
+			if r := c.run("create", "--name", c.name+"-user", "-v", c.name+"-late:/late", "-v", "/anon", "busybox", "true"); r.ExitCode == 0 {
+				t.Fatalf("create with a taken name: %s", r)
+			}
+			must(t, c.run("volume", "rm", c.name+"-late"))
+			if after := lines(must(t, c.run("volume", "ls", "-q")).Stdout); strings.Join(after, " ") != strings.Join(before, " ") {
+				t.Fatalf("volumes after a failed create: %v, before: %v", after, before)
+			}
 			must(t, c.run("rm", c.name+"-user"))
 			if r := must(t, c.run("volume", "rm", vol, other)); strings.Join(lines(r.Stdout), " ") != vol+" "+other {
 				t.Fatalf("rm printed %q", r.Stdout)
