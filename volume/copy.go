@@ -70,7 +70,8 @@ func isEmptyDir(dir string) (bool, error) {
 // attributes other than user.* and security.capability are left behind
 // (overlayfs keeps its own trusted.* attributes on the source).
 func CopyTree(ctx context.Context, src, dst string) error {
-	links := map[uint64]string{} // inode -> first copy, for hard links
+	type inode struct{ dev, ino uint64 }
+	links := map[inode]string{} // first copy of each multiply linked file
 	type dirMeta struct {
 		src, dst string
 		fi       fs.FileInfo
@@ -98,10 +99,11 @@ func CopyTree(ctx context.Context, src, dst string) error {
 			return nil
 		}
 		if st != nil && !fi.IsDir() && st.Nlink > 1 {
-			if first, ok := links[st.Ino]; ok {
+			key := inode{uint64(st.Dev), st.Ino}
+			if first, ok := links[key]; ok {
 				return os.Link(first, target)
 			}
-			links[st.Ino] = target
+			links[key] = target
 		}
 		switch mode := fi.Mode(); {
 		case mode.IsDir():

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -90,8 +91,11 @@ func NewStore(root string, db *bolt.DB) (*Store, error) {
 		if known[e.Name()] {
 			continue
 		}
+		// Never committed, so nothing of a user's is lost. A directory we
+		// cannot clear (a mount that will not go) is left for the next
+		// start rather than keeping the daemon down.
 		if err := s.removeDir(filepath.Join(root, e.Name())); err != nil {
-			return nil, err
+			slog.Warn("remove volume directory without a record", "path", filepath.Join(root, e.Name()), "error", err)
 		}
 	}
 	return s, nil
