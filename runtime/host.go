@@ -52,7 +52,9 @@ func probeHost() *hostFacts {
 		}
 	}
 	if h.unified {
-		h.swapLimit = true
+		// The root cgroup has no swap knob; a child shows whether the
+		// kernel accounts swap.
+		h.swapLimit = anyChildHas("/sys/fs/cgroup", "memory.swap.max")
 		h.blkioWeight = exists("/sys/fs/cgroup/io.weight") || exists("/sys/fs/cgroup/io.bfq.weight") ||
 			anyChildHas("/sys/fs/cgroup", "io.weight", "io.bfq.weight")
 	} else {

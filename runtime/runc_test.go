@@ -249,6 +249,11 @@ func TestRuncLifecycle(t *testing.T) {
 		t.Errorf("delete running without force: %v", err)
 	}
 
+	// SIGKILL reaches a paused container's process.
+	if err := rt.Pause(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, rt, id, "paused")
 	if err := rt.Kill(ctx, id, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -41,10 +41,19 @@ func (r *Runtime) Binary() string { return r.binary }
 // Root is the runtime's state directory (its --root).
 func (r *Runtime) Root() string { return r.root }
 
-// Kill sends sig to the container's init process.
+// Kill sends sig to the container's init process. A paused container
+// is thawed after SIGKILL, which a frozen process would otherwise never
+// receive.
 func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal) error {
 	if err := r.runc.Kill(ctx, id, int(sig), nil); err != nil {
 		return classify(err, id, "kill")
+	}
+	if sig == syscall.SIGKILL {
+		if status, _, err := r.State(ctx, id); err == nil && status == "paused" {
+			if err := r.Resume(ctx, id); err != nil && !errdefs.IsConflict(err) && !errdefs.IsNotFound(err) {
+				return err
+			}
+		}
 	}
 	return nil
 }
