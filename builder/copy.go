@@ -248,7 +248,7 @@ func matchIn(root string, patterns []string, bc *buildContext, exclude *patternm
 
 // walkSource visits a source and, for a directory, everything under it
 // (symlinks are not followed), in lexical order, skipping excluded paths.
-func walkSource(root string, s source, skip func(rel string) bool, fn func(rel string, fi fs.FileInfo) error) error {
+func walkSource(root string, s source, skip func(rel string) bool, reincludes func(rel string) bool, fn func(rel string, fi fs.FileInfo) error) error {
 	if !s.info.IsDir() {
 		return fn(s.rel, s.info)
 	}
@@ -260,10 +260,13 @@ func walkSource(root string, s source, skip func(rel string) bool, fn func(rel s
 		rel, _ := filepath.Rel(root, p)
 		rel = filepath.ToSlash(rel)
 		if p != base && skip != nil && skip(rel) {
-			if d.IsDir() {
+			if !d.IsDir() {
+				return nil
+			}
+			if !reincludes(rel) {
 				return filepath.SkipDir
 			}
-			return nil
+			// A "!" pattern may bring back files below: keep the directory.
 		}
 		fi, err := d.Info()
 		if err != nil {
@@ -286,6 +289,23 @@ func (bc *buildContext) skipper(exclude *patternmatcher.PatternMatcher) func(str
 	}
 }
 
+// reincluder reports whether an excluded directory may hold files a "!"
+// pattern brings back, so the walk must enter it.
+func (bc *buildContext) reincluder(exclude *patternmatcher.PatternMatcher) func(string) bool {
+	return func(rel string) bool {
+		return (bc != nil && bc.ignore != nil && bc.ignore.Exclusions()) || (exclude != nil && exclude.Exclusions())
+	}
+}
+
+// relTo is rel (a path under the context or image root) relative to the
+// source directory base.
+func relTo(base, rel string) string {
+	if base == "." || base == "" {
+		return rel
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(rel, base), "/")
+}
+
 // digestSources hashes what a COPY would copy: names, types, modes, link
 // targets and file contents (file digests come from the hash cache).
 func (bc *buildContext) digestSources(h io.Writer, srcs []source, exclude *patternmatcher.PatternMatcher) error {
@@ -293,12 +313,12 @@ func (bc *buildContext) digestSources(h io.Writer, srcs []source, exclude *patte
 		var rels []string
 		var infos []fs.FileInfo
 		var lines []string
-		err := walkSource(bc.root, s, bc.skipper(exclude), func(rel string, fi fs.FileInfo) error {
+		err := walkSource(bc.root, s, bc.skipper(exclude), bc.reincluder(exclude), func(rel string, fi fs.FileInfo) error {
 			link := ""
 			if fi.Mode()&fs.ModeSymlink != 0 {
 				link, _ = os.Readlink(filepath.Join(bc.root, rel))
 			}
-			lines = append(lines, fmt.Sprintf("%q %o %q", strings.TrimPrefix(rel, s.rel), fi.Mode(), link))
+			lines = append(lines, fmt.Sprintf("%q %o %q", relTo(s.rel, rel), fi.Mode(), link))
 			if fi.Mode().IsRegular() {
 				rels = append(rels, rel)
 				infos = append(infos, fi)
@@ -317,7 +337,7 @@ func (bc *buildContext) digestSources(h io.Writer, srcs []source, exclude *patte
 			fmt.Fprintln(h, l)
 		}
 		for i, d := range ds {
-			fmt.Fprintf(h, "%q %s\n", strings.TrimPrefix(rels[i], s.rel), d)
+			fmt.Fprintf(h, "%q %s\n", relTo(s.rel, rels[i]), d)
 		}
 	}
 	return nil
@@ -392,15 +412,10 @@ func (c *copier) copyAll(ctx context.Context, srcRoot string, srcs []source, bc 
 		if err := c.mkdirAll(targetDir); err != nil {
 			return err
 		}
-		var skip func(string) bool
-		if bc != nil {
-			skip = bc.skipper(c.exclude)
-		} else if c.exclude != nil {
-			skip = (*buildContext)(nil).skipper(c.exclude)
-		}
+		skip, reincludes := bc.skipper(c.exclude), bc.reincluder(c.exclude)
 		pr, pw := io.Pipe()
 		go func() {
-			pw.CloseWithError(c.writeTar(pw, srcRoot, s, name, skip))
+			pw.CloseWithError(c.writeTar(pw, srcRoot, s, name, skip, reincludes))
 		}()
 		err := snapshot.CopyIn(ctx, c.root, targetDir, pr, snapshot.CopyInOptions{KeepOwner: true})
 		pr.CloseWithError(io.ErrClosedPipe)
@@ -413,13 +428,13 @@ func (c *copier) copyAll(ctx context.Context, srcRoot string, srcs []source, bc 
 
 // writeTar streams source s as a tar: a directory's contents with names
 // relative to it, a file under name.
-func (c *copier) writeTar(w io.Writer, srcRoot string, s source, name string, skip func(string) bool) error {
+func (c *copier) writeTar(w io.Writer, srcRoot string, s source, name string, skip, reincludes func(string) bool) error {
 	tw := tar.NewWriter(w)
 	buf := make([]byte, 256<<10)
-	err := walkSource(srcRoot, s, skip, func(rel string, fi fs.FileInfo) error {
+	err := walkSource(srcRoot, s, skip, reincludes, func(rel string, fi fs.FileInfo) error {
 		entry := name
 		if s.info.IsDir() {
-			entry = strings.TrimPrefix(strings.TrimPrefix(rel, s.rel), "/")
+			entry = relTo(s.rel, rel)
 			if entry == "" {
 				return nil // the directory itself: dest exists already
 			}

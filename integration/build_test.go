@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
 )
@@ -222,5 +223,175 @@ func TestBuildEveryInstruction(t *testing.T) {
 				t.Fatalf("onbuild trigger: %s", r)
 			}
 		})
+	}
+}
+
+func countCached(out string) int { return strings.Count(out, " ---> Using cache") }
+
+func TestBuildCache(t *testing.T) {
+	d := newBuildDaemon(t)
+	for _, c := range buildCLIs(t, d) {
+		t.Run(c.name, func(t *testing.T) {
+			dir := writeContext(t, map[string]string{
+				"Dockerfile": "FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt # " + c.name + "\nCMD [\"cat\", \"/b.txt\"]\n",
+				"a.txt":      "one " + c.name + "\n",
+			})
+			build := func(args ...string) (string, string) {
+				t.Helper()
+				r := must(t, c.run(append(append([]string{"build"}, args...), dir)...))
+				m := builtRe.FindStringSubmatch(r.Stdout)
+				if m == nil {
+					t.Fatalf("no image id:\n%s", r.Stdout)
+				}
+				return r.Stdout, m[1]
+			}
+			out, id1 := build("-t", "cache-"+c.name)
+			if countCached(out) != 0 {
+				t.Fatalf("first build used the cache:\n%s", out)
+			}
+			out, id2 := build("-t", "cache-"+c.name)
+			if countCached(out) != 3 || id1 != id2 {
+				t.Fatalf("rebuild: want 3 cached steps and the same image (%s):\n%s", id1, out)
+			}
+			// A new mtime with the same content is still a hit.
+			later := time.Now().Add(time.Hour)
+			os.Chtimes(filepath.Join(dir, "a.txt"), later, later)
+			if out, id := build(); countCached(out) != 3 || id != id1 {
+				t.Fatalf("touched file: want all cached:\n%s", out)
+			}
+			// New content misses from the COPY on.
+			os.WriteFile(filepath.Join(dir, "a.txt"), []byte("two "+c.name+"\n"), 0o644)
+			out, id3 := build("-t", "cache-"+c.name)
+			if countCached(out) != 0 || id3 == id1 {
+				t.Fatalf("changed file: want no cached steps:\n%s", out)
+			}
+			if r := must(t, d.Berth("run", "--rm", "cache-"+c.name)); r.Stdout != "two "+c.name+"\n" {
+				t.Fatalf("rebuilt image: %q", r.Stdout)
+			}
+			out, _ = build("--no-cache")
+			if countCached(out) != 0 {
+				t.Fatalf("--no-cache used the cache:\n%s", out)
+			}
+			iid := filepath.Join(t.TempDir(), "iid")
+			out, id4 := build("--iidfile", iid)
+			b, err := os.ReadFile(iid)
+			if err != nil || !strings.HasPrefix(string(b), "sha256:"+id4) {
+				t.Fatalf("--iidfile: %q %v (built %s)", b, err, id4)
+			}
+			_ = out
+		})
+	}
+	// prune forgets the cache
+	r := must(t, d.Docker("builder", "prune", "-f"))
+	_ = r
+}
+
+func TestBuildFailures(t *testing.T) {
+	d := newBuildDaemon(t)
+	cases := []struct {
+		name, dockerfile string
+		args             []string
+		want             []string
+		code             int // docker's exit status (the RUN's code); 0: any non-zero
+	}{
+		{"failing run", "FROM busybox\nRUN echo before-fail; exit 3\n", nil,
+			[]string{"before-fail", "returned a non-zero code: 3", "line 2"}, 3},
+		{"missing copy source", "FROM busybox\nCOPY nope.txt /\n", nil, []string{"nope.txt", "line 2"}, 0},
+		{"unknown instruction", "FROM busybox\nFROBNICATE x\n", nil, []string{"unknown instruction", "line 2"}, 0},
+		{"bad target", "FROM busybox AS a\nRUN true\n", []string{"--target", "nosuch"}, []string{"failed to reach build target nosuch"}, 0},
+		{"other platform", "FROM busybox\n", []string{"--platform", "linux/s390x"}, []string{"s390x"}, 0},
+		{"missing base", "FROM nosuchimage:1\n", nil, []string{"nosuchimage"}, 0},
+	}
+	for _, c := range buildCLIs(t, d) {
+		for _, tc := range cases {
+			t.Run(c.name+"/"+tc.name, func(t *testing.T) {
+				dir := writeContext(t, map[string]string{"Dockerfile": tc.dockerfile})
+				tag := "failed-" + c.name + ":x"
+				r := c.run(append(append([]string{"build", "-t", tag}, tc.args...), dir)...)
+				if r.ExitCode == 0 {
+					t.Fatalf("build succeeded: %s", r)
+				}
+				if tc.code != 0 && c.name == "docker" && r.ExitCode != tc.code {
+					t.Fatalf("exit status %d, want %d", r.ExitCode, tc.code)
+				}
+				all := r.Stdout + r.Stderr
+				for _, w := range tc.want {
+					if !strings.Contains(all, w) {
+						t.Fatalf("output lacks %q: %s", w, r)
+					}
+				}
+				if r := d.Berth("image", "inspect", tag); r.ExitCode == 0 {
+					t.Fatalf("a failed build was tagged")
+				}
+				if r := must(t, d.Berth("ps", "-aq")); strings.TrimSpace(r.Stdout) != "" {
+					t.Fatalf("containers left behind: %q", r.Stdout)
+				}
+			})
+		}
+	}
+}
+
+func TestBuildScratchAndIgnore(t *testing.T) {
+	d := newBuildDaemon(t)
+	bb, err := os.ReadFile("/usr/bin/busybox")
+	if err != nil {
+		t.Skip("no static busybox")
+	}
+	for _, c := range buildCLIs(t, d) {
+		t.Run(c.name, func(t *testing.T) {
+			dir := writeContext(t, map[string]string{
+				"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nCOPY . /ctx/\n" +
+					"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox ls -R /ctx > /listing\"]\n" +
+					"ENTRYPOINT [\"/bin/busybox\"]\nCMD [\"cat\", \"/listing\"]\n",
+				"busybox":       string(bb),
+				".dockerignore": "secret.txt\nlogs/\n!logs/keep.log\nbusybox\n",
+				"secret.txt":    "s3cr3t\n",
+				"logs/a.log":    "a\n",
+				"logs/keep.log": "k\n",
+				"app/main.txt":  "m\n",
+			})
+			os.Chmod(filepath.Join(dir, "busybox"), 0o755)
+			// busybox is ignored for COPY . but named COPY sources must still be
+			// readable: Docker sends ignored files to neither, so name it explicitly
+			// outside the ignore list.
+			os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("secret.txt\nlogs/\n!logs/keep.log\n"), 0o644)
+			tag := "scratch-" + c.name
+			must(t, c.run("build", "-t", tag, dir))
+			r := must(t, d.Berth("run", "--rm", tag))
+			if strings.Contains(r.Stdout, "secret.txt") || strings.Contains(r.Stdout, "a.log") ||
+				!strings.Contains(r.Stdout, "keep.log") || !strings.Contains(r.Stdout, "main.txt") {
+				t.Fatalf(".dockerignore not applied: %q", r.Stdout)
+			}
+			if hist := must(t, d.Berth("history", "-q", tag)); hist.Stdout == "" {
+				t.Fatalf("no history")
+			}
+		})
+	}
+}
+
+func TestBuildStdin(t *testing.T) {
+	d := newBuildDaemon(t)
+	df := "FROM busybox\nRUN echo from-stdin > /s\nCMD [\"cat\", \"/s\"]\n"
+	r := must(t, d.BerthIn(strings.NewReader(df), "build", "-t", "stdin-df", "-"))
+	if !builtRe.MatchString(r.Stdout) {
+		t.Fatalf("Dockerfile on stdin: %s", r)
+	}
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY f /f\nCMD [\"cat\", \"/f\"]\n", "f": "tarred\n"})
+	tarPath := filepath.Join(t.TempDir(), "ctx.tar.gz")
+	if r := testutil.Run(t, nil, nil, "tar", "-C", dir, "-czf", tarPath, "."); r.ExitCode != 0 {
+		t.Fatalf("tar: %s", r)
+	}
+	f, err := os.Open(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	must(t, d.BerthIn(f, "build", "-t", "stdin-tar", "-"))
+	if r := must(t, d.Berth("run", "--rm", "stdin-tar")); r.Stdout != "tarred\n" {
+		t.Fatalf("gzip tar context: %q", r.Stdout)
+	}
+	r = must(t, d.BerthIn(strings.NewReader("FROM busybox\nCMD [\"cat\", \"/f\"]\nCOPY f /f\n"), "build", "-f", "-", "-t", "stdin-f", dir))
+	if r := must(t, d.Berth("run", "--rm", "stdin-f")); r.Stdout != "tarred\n" {
+		t.Fatalf("-f -: %q", r.Stdout)
 	}
 }
