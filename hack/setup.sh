@@ -36,5 +36,5 @@ if ! bin/berth image inspect busybox:latest >/dev/null 2>&1; then
 	rm -rf "$rootfs"
 fi
 
-bin/berth run --rm busybox echo "Hello from a Berth container: $(uname -r) kernel, busybox $(/usr/bin/busybox | head -1 | awk '{print $2}')"
+bin/berth run --rm busybox sh -c 'echo "Hello from Berth: container $(hostname) sees pid 1 = $(cat /proc/1/comm), kernel $(uname -r)"'
 echo "berthd is running on $BERTH_HOST (log: /var/log/berthd.log). Try: bin/berth run -it --rm busybox sh"
