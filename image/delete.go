@@ -435,16 +435,6 @@ func (s *Store) deleteImage(ctx context.Context, id digest.Digest) (*record, []s
 	return rec, removed, err
 }
 
-func (s *Store) checkChildrenTx(tx *bolt.Tx, id digest.Digest) error {
-	return tx.Bucket(metadata.BucketImages).ForEach(func(k, v []byte) error {
-		r, err := getRecord(tx, digest.Digest(k))
-		if err == nil && r != nil && r.Parent == id {
-			return errStop
-		}
-		return nil
-	})
-}
-
 // references returns the chain IDs and blobs that the remaining images use.
 func (s *Store) references(tx *bolt.Tx) (map[string]bool, map[digest.Digest]bool) {
 	layers := map[string]bool{}
