@@ -153,20 +153,35 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckResult, err
 		})
 	})
 	if opts.Repair {
-		for _, id := range brokenImages {
-			err := s.db.Update(func(tx *bolt.Tx) error {
-				refs := tx.Bucket(metadata.BucketReferences)
-				for _, n := range namesOf(tx)[id] {
-					refs.Delete([]byte(n))
+		// At start-up only what a crash can leave is removed: broken
+		// images (lost blobs, a damaged disk) stay for an explicit repair,
+		// and so do the broken layers they use.
+		if !opts.startup {
+			for _, id := range brokenImages {
+				err := s.db.Update(func(tx *bolt.Tx) error {
+					refs := tx.Bucket(metadata.BucketReferences)
+					for _, n := range namesOf(tx)[id] {
+						refs.Delete([]byte(n))
+					}
+					return tx.Bucket(metadata.BucketImages).Delete([]byte(id))
+				})
+				if err == nil {
+					res.Repaired++
 				}
-				return tx.Bucket(metadata.BucketImages).Delete([]byte(id))
-			})
-			if err == nil {
-				res.Repaired++
 			}
 		}
+		var inUse map[string]bool
+		s.db.View(func(tx *bolt.Tx) error {
+			inUse, _ = s.references(tx)
+			return nil
+		})
+		parents := map[string]string{}
 		for _, l := range layers {
-			if !brokenLayers[l.ChainID] {
+			parents[l.ChainID] = l.Parent
+		}
+		sortByDepth(layers, parents) // children before their parents
+		for _, l := range layers {
+			if !brokenLayers[l.ChainID] || (opts.startup && inUse[l.ChainID]) {
 				continue
 			}
 			if s.removeLayer(ctx, l.ChainID) == nil {

@@ -334,3 +334,27 @@ func TestPushCacheBlobLivesWithItsLayer(t *testing.T) {
 	}
 	e.check(t)
 }
+
+func TestStartupKeepsBrokenImagesForExplicitRepair(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	img, err := e.s.Import(ctx, bytes.NewReader(busyboxTar(t)), "a:1", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cs.Delete(ctx, img.ID); err != nil { // a lost config blob
+		t.Fatal(err)
+	}
+	e.reopen(t)
+	if _, err := e.sn.Stat(ctx, img.ChainID); err != nil {
+		t.Fatal("start-up removed the layer of a broken image")
+	}
+	res, err := e.s.Check(ctx, CheckOptions{Fast: true})
+	if err != nil || len(res.Problems) == 0 {
+		t.Fatalf("broken image not reported: %+v %v", res, err)
+	}
+	if res, err = e.s.Check(ctx, CheckOptions{Repair: true}); err != nil || res.Repaired == 0 {
+		t.Fatalf("repair: %+v %v", res, err)
+	}
+	e.check(t)
+}
