@@ -245,8 +245,8 @@ func routeConflict(p netip.Prefix, bridge string) bool {
 		}
 		ones, _ := r.Dst.Mask.Size()
 		a, ok := netip.AddrFromSlice(r.Dst.IP.To4())
-		if !ok {
-			continue
+		if !ok || ones == 0 {
+			continue // the default route overlaps everything
 		}
 		if netip.PrefixFrom(a, ones).Overlaps(p) {
 			return true
@@ -264,6 +264,39 @@ func bridgesWithAlias(alias string) []string {
 	for _, l := range links {
 		if l.Attrs().Alias == alias {
 			out = append(out, l.Attrs().Name)
+		}
+	}
+	return out
+}
+
+// deletePorts removes the veths plugged into bridge.
+func deletePorts(bridge string) {
+	br, err := netlink.LinkByName(bridge)
+	if err != nil {
+		return
+	}
+	links, _ := netlink.LinkList()
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			netlink.LinkDel(l)
+		}
+	}
+}
+
+// UsedPrefixes lists the IPv4 prefixes of the host's routes.
+func UsedPrefixes() []netip.Prefix {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		if a, ok := netip.AddrFromSlice(r.Dst.IP.To4()); ok && ones > 0 {
+			out = append(out, netip.PrefixFrom(a, ones))
 		}
 	}
 	return out

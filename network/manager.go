@@ -936,13 +936,17 @@ func (m *Manager) syncRules() error {
 func Teardown(bridge string) error {
 	table := TableName(bridge)
 	err := deleteTable(table)
-	for _, name := range bridgesWithAlias(linkAlias(table)) {
+	names := bridgesWithAlias(linkAlias(table))
+	if !slices.Contains(names, bridge) {
+		names = append(names, bridge)
+	}
+	for _, name := range names {
+		deletePorts(name)
+	}
+	for _, name := range names {
 		if derr := deleteLink(name); derr != nil && err == nil {
 			err = derr
 		}
-	}
-	if derr := deleteLink(bridge); derr != nil && err == nil {
-		err = derr
 	}
 	return err
 }
