@@ -77,3 +77,9 @@ func reserveRequest(r PortRequest) (int, PortMapping, error) {
 	}
 	return -1, m, lastErr
 }
+
+func closeFD(fd int) {
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+}
