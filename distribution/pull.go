@@ -87,6 +87,9 @@ func (s *Service) pullFrom(ctx context.Context, ep endpoint, named reference.Nam
 	}
 	top, err := rc.getManifest(ctx, tagOrDigest, wantDigest)
 	if err != nil {
+		if errdefs.IsNotFound(err) && strings.HasPrefix(err.Error(), "manifest for ") {
+			return nil, errdefs.NotFound("manifest for %s not found: manifest unknown: manifest unknown", reference.FamiliarString(named))
+		}
 		return nil, err
 	}
 	m := top
@@ -132,7 +135,7 @@ func (s *Service) pullFrom(ctx context.Context, ep endpoint, named reference.Nam
 
 	// From here on the pull streams.
 	id := tagOrDigest
-	progress(Progress{ID: id, Status: "Pulling from " + reference.FamiliarName(reference.TrimNamed(named))})
+	progress(Progress{ID: id, Status: "Pulling from " + reference.Path(named)})
 
 	layers, err := s.pullLayers(ctx, rc, man.Layers, cfg.RootFS.DiffIDs, progress)
 	if err != nil {
