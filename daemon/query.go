@@ -118,6 +118,7 @@ func (d *Daemon) summary(ctx context.Context, c *container.Container, o ListOpti
 		!matchAny(o.Filters["name"], func(v string) bool { return strings.Contains(c.Name, strings.TrimPrefix(v, "/")) }) ||
 		!matchAny(o.Filters["status"], func(v string) bool { return string(st.Status) == v }) ||
 		!matchAny(o.Filters["exited"], func(v string) bool { return !running && fmt.Sprint(c.State.ExitCode) == v }) ||
+		!matchAny(o.Filters["volume"], func(v string) bool { return d.mountsVolume(c, v) }) ||
 		!matchAny(o.Filters["ancestor"], func(v string) bool {
 			return c.Image == v || strings.HasPrefix(c.ImageID.Encoded(), strings.TrimPrefix(v, "sha256:"))
 		}) {

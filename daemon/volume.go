@@ -492,6 +492,17 @@ func (d *Daemon) mountPoints(c *container.Container) []api.MountPoint {
 	return out
 }
 
+// mountsVolume is ps's volume filter: c mounts a volume of that name, or
+// anything at that destination.
+func (d *Daemon) mountsVolume(c *container.Container, ref string) bool {
+	for _, m := range d.mountPoints(c) {
+		if (m.Type == mount.TypeVolume && m.Name == ref) || m.Destination == ref {
+			return true
+		}
+	}
+	return false
+}
+
 // restoreVolumes takes the references of every stored container again
 // (they live in memory), after a daemon start.
 func (d *Daemon) restoreVolumes(ctx context.Context) {

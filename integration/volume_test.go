@@ -96,6 +96,11 @@ func TestVolumeLifecycle(t *testing.T) {
 
 			// In use (even by a stopped container): rm refuses with 409.
 			must(t, c.run("create", "--name", c.name+"-user", "-v", vol+":/data", "busybox", "true"))
+			for _, f := range []string{"volume=" + vol, "volume=/data"} {
+				if r := must(t, c.run("ps", "-a", "--format", "{{.Names}}", "-f", f)); strings.TrimSpace(r.Stdout) != c.name+"-user" {
+					t.Fatalf("ps -f %s: %q", f, r.Stdout)
+				}
+			}
 			if got := lines(must(t, c.run("volume", "ls", "-q", "-f", "dangling=true", "-f", "name="+c.name)).Stdout); strings.Join(got, " ") != other {
 				t.Fatalf("dangling filter: %v", got)
 			}
