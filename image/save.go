@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -46,8 +47,17 @@ func (s *Store) Save(ctx context.Context, refs []string, w io.Writer) error {
 	if len(refs) == 0 {
 		return errdefs.InvalidArgument("no image names given to save")
 	}
+	// The plan (names resolved, every blob opened) is made under the lock;
+	// the bytes are streamed after it, from the open files, so a slow
+	// reader never holds up rmi or prune (a blob removed meanwhile stays
+	// readable through its open file).
 	s.mu.RLock()
-	defer s.mu.RUnlock()
+	locked := true
+	defer func() {
+		if locked {
+			s.mu.RUnlock()
+		}
+	}()
 
 	var items []*saveItem
 	byID := map[digest.Digest]*saveItem{}
@@ -117,8 +127,8 @@ func (s *Store) Save(ctx context.Context, refs []string, w io.Writer) error {
 		return err
 	}
 
-	tw := tar.NewWriter(w)
-	sw := &saver{s: s, tw: tw, written: map[digest.Digest]bool{}}
+	sw := &saver{s: s, written: map[digest.Digest]bool{}}
+	defer sw.close()
 	if err := sw.dir("blobs/"); err != nil {
 		return err
 	}
@@ -184,10 +194,9 @@ func (s *Store) Save(ctx context.Context, refs []string, w io.Writer) error {
 			return err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return errdefs.System("write image archive: %w", err)
-	}
-	return nil
+	s.mu.RUnlock()
+	locked = false
+	return sw.emit(ctx, w)
 }
 
 func appendTag(list []reference.NamedTagged, t reference.NamedTagged) []reference.NamedTagged {
@@ -208,46 +217,53 @@ func blobPath(d digest.Digest) string {
 	return "blobs/" + alg + "/" + enc
 }
 
+// saver plans an archive: the entries in order, each from an open blob
+// file or from bytes.
 type saver struct {
 	s       *Store
-	tw      *tar.Writer
+	parts   []part
 	written map[digest.Digest]bool
+}
+
+type part struct {
+	hdr  *tar.Header
+	file *os.File // or
+	data []byte
 }
 
 // archiveTime is the time on every entry, so saving twice gives the same tar.
 var archiveTime = time.Unix(0, 0).UTC()
 
 func (sw *saver) dir(name string) error {
-	return sw.tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: archiveTime, Format: tar.FormatPAX})
+	sw.parts = append(sw.parts, part{hdr: &tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: archiveTime, Format: tar.FormatPAX}})
+	return nil
 }
 
 func (sw *saver) blob(ctx context.Context, d digest.Digest) error {
 	if sw.written[d] {
 		return nil
 	}
-	if d.Algorithm() != digest.SHA256 {
-		if err := sw.dir("blobs/" + string(d.Algorithm()) + "/"); err != nil {
-			return err
-		}
+	if d.Algorithm() != digest.SHA256 && !sw.written[digest.Digest(d.Algorithm())] {
+		sw.dir("blobs/" + string(d.Algorithm()) + "/")
+		sw.written[digest.Digest(d.Algorithm())] = true
 	}
 	f, err := sw.s.cs.Open(ctx, d)
 	if err != nil {
 		return errdefs.System("save blob %s: %w", d, err)
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return errdefs.System("save blob %s: %w", d, err)
 	}
 	hdr := &tar.Header{Name: blobPath(d), Typeflag: tar.TypeReg, Mode: 0o444, Size: fi.Size(), ModTime: archiveTime, Format: tar.FormatPAX}
-	if err := sw.tw.WriteHeader(hdr); err != nil {
-		return errdefs.System("write image archive: %w", err)
-	}
-	if _, err := io.Copy(sw.tw, contextReader{ctx, f}); err != nil {
-		return errdefs.System("write blob %s to archive: %w", d, err)
-	}
+	sw.parts = append(sw.parts, part{hdr: hdr, file: f})
 	sw.written[d] = true
 	return nil
+}
+
+func (sw *saver) bytes(name string, b []byte, mode int64) {
+	sw.parts = append(sw.parts, part{hdr: &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode, Size: int64(len(b)), ModTime: archiveTime, Format: tar.FormatPAX}, data: b})
 }
 
 func (sw *saver) json(name string, v any) error {
@@ -255,11 +271,40 @@ func (sw *saver) json(name string, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := sw.tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b)), ModTime: archiveTime, Format: tar.FormatPAX}); err != nil {
+	sw.bytes(name, b, 0o644)
+	return nil
+}
+
+// emit writes the planned archive to w.
+func (sw *saver) emit(ctx context.Context, w io.Writer) error {
+	tw := tar.NewWriter(w)
+	for _, p := range sw.parts {
+		if err := tw.WriteHeader(p.hdr); err != nil {
+			return errdefs.System("write image archive: %w", err)
+		}
+		switch {
+		case p.file != nil:
+			if _, err := io.CopyN(tw, contextReader{ctx, p.file}, p.hdr.Size); err != nil {
+				return errdefs.System("write %s to image archive: %w", p.hdr.Name, err)
+			}
+		case p.data != nil:
+			if _, err := tw.Write(p.data); err != nil {
+				return errdefs.System("write image archive: %w", err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
 		return errdefs.System("write image archive: %w", err)
 	}
-	_, err = sw.tw.Write(b)
-	return err
+	return nil
+}
+
+func (sw *saver) close() {
+	for _, p := range sw.parts {
+		if p.file != nil {
+			p.file.Close()
+		}
+	}
 }
 
 type contextReader struct {
@@ -319,13 +364,7 @@ func (sw *saver) manifest(ctx context.Context, img *Image, layers []Layer) (ocis
 	}
 	d := digest.FromBytes(raw)
 	if !sw.written[d] {
-		hdr := &tar.Header{Name: blobPath(d), Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(raw)), ModTime: archiveTime, Format: tar.FormatPAX}
-		if err := sw.tw.WriteHeader(hdr); err != nil {
-			return ocispec.Descriptor{}, errdefs.System("write image archive: %w", err)
-		}
-		if _, err := sw.tw.Write(raw); err != nil {
-			return ocispec.Descriptor{}, errdefs.System("write image archive: %w", err)
-		}
+		sw.bytes(blobPath(d), raw, 0o444)
 		sw.written[d] = true
 	}
 	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: int64(len(raw))}, nil

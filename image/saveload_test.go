@@ -185,3 +185,46 @@ func TestSkopeoReadsSave(t *testing.T) {
 		dst.check(t)
 	}
 }
+
+// TestSlowSaveDoesNotBlockRemoval: a reader that stalls a save must not hold
+// up rmi, and the archive stays whole even though the image went meanwhile.
+func TestSlowSaveDoesNotBlockRemoval(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	img, err := e.s.Import(ctx, bytes.NewReader(busyboxTar(t)), "slow:1", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	saveErr := make(chan error, 1)
+	go func() {
+		err := e.s.Save(ctx, []string{"slow:1"}, pw)
+		pw.CloseWithError(err)
+		saveErr <- err
+	}()
+	// Read one byte: the save has planned and is now streaming.
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(pr, first); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.s.Delete(ctx, "slow:1", false, false)
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("rmi during a stalled save: %v", err)
+	}
+	rest, err := io.ReadAll(pr)
+	if err != nil || <-saveErr != nil {
+		t.Fatalf("save: %v", err)
+	}
+	dst := newEnv(t)
+	if err := dst.s.Load(ctx, io.MultiReader(bytes.NewReader(first), bytes.NewReader(rest)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := dst.s.Get(ctx, "slow:1"); err != nil || got.ID != img.ID {
+		t.Fatalf("loaded %v %v", got, err)
+	}
+	e.check(t)
+}
