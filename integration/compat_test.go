@@ -389,7 +389,8 @@ func TestCompatContainerStatuses(t *testing.T) {
 		{"resize created", "POST", "/containers/shape/resize?h=10&w=10", "", 409, ""},
 		{"missing exec", "GET", "/exec/nope/json", "", 404, "No such exec instance: nope"},
 		{"start missing exec", "POST", "/exec/nope/start", `{}`, 404, "No such exec instance: nope"},
-		{"wrong method", "PUT", "/containers/shape/start", "", 405, ""},
+		{"wrong method", "PUT", "/containers/shape/start", "", 404, "page not found"},
+		{"wrong method on ping", "DELETE", "/_ping", "", 404, "page not found"},
 	} {
 		r := raw(t, d, tc.method, tc.path, tc.body)
 		if r.status != tc.status {
@@ -1318,5 +1319,139 @@ echo removed`
 	}
 	if _, err := c.ContainerInspect(ctx, victim, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
 		t.Errorf("the container removed from inside still exists: %v", err)
+	}
+}
+
+// TestCompatHostileInput throws malformed and hostile requests at every
+// decoding path: each must be answered (4xx for garbage, never a 5xx), and
+// the daemon must keep serving without a panic in its log.
+func TestCompatHostileInput(t *testing.T) {
+	d := newDaemon(t)
+	c := sdk(t, d)
+	host := createC(t, c, "h-host", &container.Config{Cmd: []string{"sleep", "1000"}}, nil)
+	t.Cleanup(func() { removeC(t, c, host) })
+	startC(t, c, host)
+
+	bodies := []string{
+		``, `null`, `[]`, `"x"`, `{"Image":`, `{"Image":5}`, `{"Image":"busybox"} trailing`, strings.Repeat(`[`, 100000),
+		`{"Image":"busybox","Cmd":"sh"}`, `{"Image":"busybox","Cmd":["sh",null]}`,
+		`{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"not-an-ip","HostPort":"x"}]}}}`,
+		`{"Image":"busybox","ExposedPorts":{"99999/tcp":{},"x/y":{}}}`,
+		`{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":-5}}}`,
+		`{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always"},"AutoRemove":true}}`,
+		`{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"weird","Target":""}]}}`,
+		`{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"bind","Source":"relative","Target":"/x"}]}}`,
+		`{"Image":"busybox","HostConfig":{"Binds":["::::"]}}`,
+		`{"Image":"busybox","HostConfig":{"Binds":["/nonexistent/source/dir:/x"]}}`,
+		`{"Image":"busybox","HostConfig":{"Binds":["/tmp:relative"]}}`,
+		`{"Image":"busybox","HostConfig":{"NetworkMode":"container:nope"}}`,
+		`{"Image":"busybox","HostConfig":{"NetworkMode":"nosuchnet"}}`,
+		`{"Image":"busybox","HostConfig":{"Runtime":"nope"}}`,
+		`{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"syslog"}}}`,
+		`{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":-1,"Hard":-2}]}}`,
+		`{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nope","Soft":1,"Hard":1}]}}`,
+		`{"Image":"busybox","HostConfig":{"Devices":[{"PathOnHost":"/dev/nope","PathInContainer":"/dev/x","CgroupPermissions":"rwm"}]}}`,
+		`{"Image":"busybox","HostConfig":{"CapAdd":["CAP_NOPE"]}}`,
+		`{"Image":"busybox","HostConfig":{"Memory":-5,"ShmSize":-1,"CpusetCpus":"zzz"}}`,
+		`{"Image":"busybox","HostConfig":{"Dns":["1.2.3.999"]}}`,
+		`{"Image":"busybox","HostConfig":{"ConsoleSize":[1,2,3]}}`,
+		`{"Image":"busybox","HostConfig":{"SecurityOpt":["seccomp=/no/such/profile.json"]}}`,
+		`{"Image":"UPPER/Case"}`, `{"Image":"a@sha256:bad"}`, `{"Image":"::"}`, `{"Image":"\u0000"}`,
+		`{"Image":"busybox","Entrypoint":[]}`, `{"Image":"busybox","Env":["=x"]}`, `{"Image":"busybox","User":"nosuchuser"}`,
+		`{"Image":"busybox","Healthcheck":{"Test":["CMD"],"Interval":-1}}`,
+		`{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"":null}}}`,
+		`{"Image":"busybox","StopSignal":"SIGNOPE"}`,
+	}
+	for i, body := range bodies {
+		for _, name := range []string{"", fmt.Sprintf("hostile-%d", i)} {
+			path := "/containers/create"
+			if name != "" {
+				path += "?name=" + name
+			}
+			r := raw(t, d, "POST", path, body)
+			short := body
+			if len(short) > 80 {
+				short = short[:80] + "..."
+			}
+			if r.status >= 500 {
+				t.Errorf("create %s: %d %s", short, r.status, r.body)
+				continue
+			}
+			if r.status != 201 {
+				r.message(t)
+				continue
+			}
+			// Accepted: starting it must not be a 5xx either.
+			var cr struct{ Id string }
+			json.Unmarshal(r.body, &cr)
+			if s := raw(t, d, "POST", "/containers/"+cr.Id+"/start", ""); s.status >= 500 {
+				t.Errorf("start of %s: %d %s", short, s.status, s.body)
+			}
+			raw(t, d, "DELETE", "/containers/"+cr.Id+"?force=1", "")
+		}
+	}
+	for _, q := range []struct{ method, path, body string }{
+		{"POST", "/containers/create?name=" + url.QueryEscape("/"), `{"Image":"busybox"}`},
+		{"POST", "/containers/create?name=" + strings.Repeat("a", 300), `{"Image":"busybox"}`},
+		{"POST", "/containers/create?name=" + url.QueryEscape("a\x00b"), `{"Image":"busybox"}`},
+		{"POST", "/containers/create?platform=windows/amd64", `{"Image":"busybox"}`},
+		{"GET", "/containers/json?all=maybe&limit=-1&size=2", ""},
+		{"GET", "/containers/json?filters=" + url.QueryEscape(`{"before":["nosuch"]}`), ""},
+		{"GET", "/containers/json?filters=" + url.QueryEscape(`{"label":[1]}`), ""},
+		{"GET", "/containers/h-host/logs?stdout=1&tail=-1", ""},
+		{"GET", "/containers/h-host/logs?stdout=1&since=1.2.3", ""},
+		{"GET", "/containers/h-host/logs?stdout=1&until=" + url.QueryEscape("2024-13-45T99:99:99Z"), ""},
+		{"POST", "/containers/h-host/kill?signal=0", ""},
+		{"POST", "/containers/h-host/kill?signal=65", ""},
+		{"POST", "/containers/h-host/kill?signal=" + url.QueryEscape("SIGKILL\x00"), ""},
+		{"POST", "/containers/h-host/resize?h=-1&w=99999999", ""},
+		{"POST", "/containers/h-host/resize?h=x", ""},
+		{"POST", "/containers/h-host/stop?t=1.5", ""},
+		{"POST", "/containers/h-host/restart?signal=NOPE", ""},
+		{"POST", "/containers/h-host/rename?name=" + url.QueryEscape("bad name"), ""},
+		{"POST", "/containers/h-host/exec", `{"Cmd":["true"],"User":"nosuchuser:nogroup"}`},
+		{"POST", "/containers/h-host/exec", `{"Cmd":["true"],"ConsoleSize":[1]}`},
+		{"POST", "/containers/h-host/exec", `{"Cmd":null}`},
+		{"POST", "/containers/h-host/wait?condition=" + url.QueryEscape("\x00"), ""},
+		{"GET", "/containers/h-host/top?ps_args=" + url.QueryEscape("--no-such-option"), ""},
+		{"GET", "/events?since=-1&until=0", ""},
+		{"GET", "/events?since=" + strings.Repeat("9", 40), ""},
+		{"GET", "/events?until=1&filters=" + url.QueryEscape(`{"type":{"container":"yes"}}`), ""},
+		{"GET", "/v1.4a/version", ""},
+		{"GET", "/v1.24.1/version", ""},
+		{"GET", "/v99999999999999999999.1/version", ""},
+		{"GET", "/containers/" + strings.Repeat("x", 4000) + "/json", ""},
+		{"DELETE", "/containers/h-host?force=maybe&v=1&link=1", ""},
+	} {
+		r := raw(t, d, q.method, q.path, q.body)
+		if r.status >= 500 {
+			t.Errorf("%s %s: %d %s", q.method, q.path, r.status, r.body)
+		} else if r.status >= 400 {
+			r.message(t)
+		}
+	}
+	// Hijack requests with odd headers and bodies still get one clean answer.
+	for _, hdr := range []string{"Upgrade: tcp\r\nConnection: Upgrade", "Upgrade: websocket", "Connection: close", "Upgrade: \r\nConnection: keep-alive, Upgrade"} {
+		eid, err := c.ExecCreate(testCtx(t), host, client.ExecCreateOptions{Cmd: []string{"echo", "x"}, AttachStdout: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := net.Dial("unix", d.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(time.Minute))
+		fmt.Fprintf(conn, "POST /exec/%s/start HTTP/1.1\r\nHost: berth\r\n%s\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", eid.ID, hdr)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil || (resp.StatusCode != 101 && resp.StatusCode != 200) {
+			t.Errorf("exec start with %q: %v %v", hdr, err, resp)
+		}
+		conn.Close()
+	}
+	if r := raw(t, d, "GET", "/_ping", ""); r.status != 200 {
+		t.Fatalf("daemon stopped serving: %d", r.status)
+	}
+	if log := d.Log(); strings.Contains(log, "panic") || strings.Contains(log, "goroutine ") {
+		t.Fatalf("berthd log shows a panic:\n%s", log)
 	}
 }

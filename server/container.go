@@ -157,17 +157,21 @@ func (s *Server) postContainerWait(ctx context.Context, w http.ResponseWriter, r
 }
 
 func (s *Server) postContainerAttach(ctx context.Context, w http.ResponseWriter, r *http.Request, v map[string]string) error {
-	tty, _, err := s.daemon.ContainerAttachCheck(v["id"])
+	stream := boolValue(r, "stream")
+	// The check reserves the attach's place before the client hears the
+	// 101: it sends start right after, and start waits for reserved attaches.
+	tty, _, ticket, err := s.daemon.ContainerAttachCheck(v["id"], stream)
 	if err != nil {
 		return err
 	}
+	defer ticket.Release()
 	hj, err := hijack(w, r, streamContentType(apiVersion(ctx), tty))
 	if err != nil {
 		return err
 	}
 	defer hj.Close()
 	stdout, stderr := hj.streams(tty)
-	o := daemon.AttachOptions{Logs: boolValue(r, "logs"), Stream: boolValue(r, "stream")}
+	o := daemon.AttachOptions{Logs: boolValue(r, "logs"), Stream: stream, Ticket: ticket}
 	if boolValue(r, "stdin") {
 		o.Stdin = hj.stdin()
 	}

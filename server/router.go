@@ -132,14 +132,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ctx := context.WithValue(r.Context(), versionKey, ver)
-	methodMismatch := false
 	for _, rt := range s.routes {
-		m := rt.re.FindStringSubmatch(path)
-		if m == nil {
+		if rt.method != r.Method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
 			continue
 		}
-		if rt.method != r.Method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
-			methodMismatch = true
+		m := rt.re.FindStringSubmatch(path)
+		if m == nil {
 			continue
 		}
 		vars := map[string]string{}
@@ -154,9 +152,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if methodMismatch {
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"message": "method not allowed"})
-		return
-	}
+	// dockerd answers a known path with the wrong method the same way.
 	writeJSON(w, http.StatusNotFound, map[string]string{"message": "page not found"})
 }
