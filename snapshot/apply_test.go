@@ -27,6 +27,14 @@ type tentry struct {
 
 func mkTar(t *testing.T, es ...tentry) []byte {
 	t.Helper()
+	b, err := tarBytes(es...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func tarBytes(es ...tentry) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range es {
@@ -47,12 +55,12 @@ func mkTar(t *testing.T, es ...tentry) []byte {
 			}
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		tw.Write([]byte(e.body))
 	}
 	tw.Close()
-	return buf.Bytes()
+	return buf.Bytes(), nil
 }
 
 // sandbox is a directory holding the snapshot dir "layer" and, beside it,
