@@ -366,7 +366,7 @@ func (o *Overlay) LowerDirs(ctx context.Context, key string) ([]string, error) {
 // Remove deletes a snapshot. A committed snapshot that others build on
 // cannot be removed (Conflict); a missing one is NotFound.
 func (o *Overlay) Remove(ctx context.Context, key string) error {
-	var trash string
+	var trash, dir string
 	err := o.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(BucketSnapshots)
 		in, err := getInfo(b, key)
@@ -387,13 +387,19 @@ func (o *Overlay) Remove(ctx context.Context, key string) error {
 		if err := b.Delete([]byte(key)); err != nil {
 			return err
 		}
+		dir = o.dir(in.ID)
 		trash = filepath.Join(o.root, "rm-"+strconv.FormatUint(in.ID, 10))
-		if err := os.Rename(o.dir(in.ID), trash); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Rename(dir, trash); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			trash = ""
 			return errdefs.System("remove snapshot %s: %w", key, err)
 		}
 		return nil
 	})
 	if err != nil {
+		if trash != "" {
+			// The record stays (the transaction failed): so must the files.
+			os.Rename(trash, dir)
+		}
 		return err
 	}
 	if err := os.RemoveAll(trash); err != nil {
