@@ -42,17 +42,15 @@ func (s *Store) Load(ctx context.Context, r io.Reader, out func(line string)) er
 	}
 	defer dr.Close()
 
-	// Holding the lock shared keeps GC away from blobs and layers that no
-	// image references yet; a crash leaves them to NewStore's cleanup.
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-
 	a := &archive{files: map[string]digest.Digest{}, meta: map[string][]byte{}, links: map[string]string{}}
 	defer func() {
-		// Blobs the archive carried that no image ended up using.
-		for _, d := range a.unused(s) {
-			s.cs.Delete(context.WithoutCancel(ctx), d)
+		// Blobs the archive carried that no image ended up using go, under
+		// GC's exclusive lock (an import running beside us may be about to
+		// use the same blob). A crash leaves them to NewStore's cleanup.
+		for _, d := range a.files {
+			s.orphan(d)
 		}
+		s.GC(context.WithoutCancel(ctx))
 	}()
 	tr := tar.NewReader(dr)
 	for {
@@ -78,6 +76,17 @@ func (s *Store) Load(ctx context.Context, r io.Reader, out func(line string)) er
 				target = path.Join(path.Dir(name), target)
 			}
 			a.links[name] = path.Clean(strings.TrimPrefix(target, "/"))
+		}
+	}
+
+	// The upload is in; from here on GC waits for us. (While it streamed,
+	// a slow client held nothing up.) A blob removed meanwhile by an rmi of
+	// an image that shared it makes this load fail cleanly.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for name, d := range a.files {
+		if !s.cs.Exists(ctx, d) {
+			return errdefs.Unavailable("image archive entry %s (%s) was removed while loading; load again", name, d)
 		}
 	}
 
@@ -173,30 +182,6 @@ func (a *archive) read(ctx context.Context, s *Store, name string) ([]byte, erro
 		return nil, errdefs.InvalidArgument("image archive: %s is too big for a config or manifest", name)
 	}
 	return nil, errdefs.InvalidArgument("image archive: %s missing", name)
-}
-
-// unused lists the archive's blobs that no image or layer references.
-func (a *archive) unused(s *Store) []digest.Digest {
-	var out []digest.Digest
-	s.db.View(func(tx *bolt.Tx) error {
-		_, used := s.references(tx)
-		tx.Bucket(BucketLayers).ForEach(func(k, _ []byte) error {
-			if l, _ := getLayer(tx, string(k)); l != nil {
-				for _, d := range layerBlobs(tx, l) {
-					used[d] = true
-				}
-			}
-			return nil
-		})
-		for _, d := range a.files {
-			if !used[d] {
-				out = append(out, d)
-				used[d] = true
-			}
-		}
-		return nil
-	})
-	return out
 }
 
 func (s *Store) loadDocker(ctx context.Context, a *archive, out func(string)) error {

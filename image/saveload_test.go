@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 )
 
 func tarNames(t *testing.T, b []byte) map[string][]byte {
@@ -119,6 +121,11 @@ func TestLoadRefusesBadArchives(t *testing.T) {
 		}
 	}
 	e.check(t)
+	n := 0
+	e.cs.Walk(ctx, func(digest.Digest, int64, string) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("%d blobs of failed loads left behind", n)
+	}
 }
 
 func TestSkopeoReadsSave(t *testing.T) {
