@@ -554,8 +554,8 @@ func (r *buildRun) dispatch(ctx context.Context, st *stageState, cmd instruction
 				delete(st.args, kv.Key)
 			}
 		}
-		b, _ := json.Marshal(st.argEnv())
-		extra = string(b)
+		// As in Docker, the ARG step itself does not depend on the value;
+		// the RUN steps that see it do.
 	case *instructions.RunCommand:
 		return r.run(ctx, st, c, out)
 	case *instructions.CopyCommand:
