@@ -276,7 +276,7 @@ func TestAttachWaitEvents(t *testing.T) {
 			must(t, c.run("rm", name))
 
 			// attach to a running container sees new output.
-			must(t, c.run("run", "-d", "--name", name, "busybox", "sh", "-c", "sleep 1; echo late; sleep 0.2"))
+			must(t, c.run("run", "-d", "--name", name, "busybox", "sh", "-c", "sleep 3; echo late; sleep 0.2"))
 			r = c.run("attach", name)
 			if !strings.Contains(r.Stdout, "late") {
 				t.Fatalf("attach: %s", r)
