@@ -40,6 +40,9 @@ type mountPoint struct {
 	Propagation string `json:",omitempty"`
 	NoCopy      bool   `json:",omitempty"`
 	Subpath     string `json:",omitempty"`
+	// Populated is set once a start considered copying the image's
+	// content in: Docker copies for a container's first start only.
+	Populated bool `json:",omitempty"`
 	// Own is set for mounts the runtime already gets from the container's
 	// own HostConfig (host-path Binds, bind and tmpfs Mounts).
 	Own bool `json:",omitempty"`
@@ -170,7 +173,7 @@ func (d *Daemon) planMounts(c *container.Container) ([]mountPoint, error) {
 			if mp.Type == mount.TypeTmpfs || taken[mp.Destination] {
 				continue
 			}
-			mp.Own = false
+			mp.Own, mp.Populated = false, false
 			if mode != "" {
 				mp.RW = mode == "rw"
 				mp.Mode = mode
@@ -240,12 +243,18 @@ func parseBindSpec(raw string) (mountPoint, error) {
 			}
 			rwSet, mp.RW = true, opt == "rw"
 		case slices.Contains(propagationModes, opt):
-			if !isBind || mp.Propagation != "" {
+			if !isBind {
+				return mountPoint{}, errdefs.InvalidArgument("invalid volume specification: '%s': invalid mount config for type \"volume\": field BindOptions must not be specified", raw)
+			}
+			if mp.Propagation != "" {
 				return mountPoint{}, errdefs.InvalidArgument("invalid mode: %s", mode)
 			}
 			mp.Propagation = opt
 		case opt == "nocopy":
-			if isBind || mp.NoCopy {
+			if isBind {
+				return mountPoint{}, errdefs.InvalidArgument("invalid volume specification: '%s': invalid mount config for type \"bind\": field VolumeOptions must not be specified", raw)
+			}
+			if mp.NoCopy {
 				return mountPoint{}, errdefs.InvalidArgument("invalid mode: %s", mode)
 			}
 			mp.NoCopy = true
@@ -343,6 +352,7 @@ func parseMountSpec(m mount.Mount) (mountPoint, error) {
 			mp.Name = m.Source
 		}
 		mp.create = create
+		mp.Mode = "z" // what Docker shows for every --mount volume
 	case "":
 		return mountPoint{}, errdefs.InvalidArgument("invalid mount config: mount type must be given")
 	default:
@@ -370,8 +380,9 @@ func (d *Daemon) loadMounts(id string) ([]mountPoint, error) {
 
 // resolveMounts returns the HostConfig the runtime should see: volume
 // mounts rewritten as binds of the volumes' directories. Call with c locked.
-// An empty volume first receives the image's content at its destination
-// (unless nocopy), as Docker does.
+// At a container's first start an empty volume mounted read-write first
+// receives the image's content at its destination (unless nocopy), as
+// Docker does.
 func (d *Daemon) resolveMounts(ctx context.Context, c *container.Container) (*api.HostConfig, error) {
 	plan, err := d.loadMounts(c.ID)
 	if err != nil {
@@ -391,7 +402,8 @@ func (d *Daemon) resolveMounts(ctx context.Context, c *container.Container) (*ap
 		}
 	}
 	rootfs := filepath.Join(d.bundleDir(c.ID), "rootfs")
-	for _, mp := range plan {
+	populated := false
+	for i, mp := range plan {
 		if mp.Own {
 			continue
 		}
@@ -410,7 +422,9 @@ func (d *Daemon) resolveMounts(ctx context.Context, c *container.Container) (*ap
 				if _, err := os.Stat(src); err != nil {
 					return nil, errdefs.InvalidArgument("start %s: subpath %s of volume %s does not exist", c.ID, mp.Subpath, mp.Name)
 				}
-			} else if !mp.NoCopy {
+			} else if !mp.NoCopy && !mp.Populated && mp.RW {
+				// As Docker: never into a read-only mount, and only at the
+				// container's first start.
 				from, err := securejoin.SecureJoin(rootfs, mp.Destination)
 				if err != nil {
 					return nil, errdefs.System("start %s: resolve %s in the image: %w", c.ID, mp.Destination, err)
@@ -418,6 +432,7 @@ func (d *Daemon) resolveMounts(ctx context.Context, c *container.Container) (*ap
 				if _, err := d.Volumes.Populate(ctx, mp.Name, from); err != nil {
 					return nil, fmt.Errorf("start %s: %w", c.ID, err)
 				}
+				plan[i].Populated, populated = true, true
 			}
 			prop = ""
 		}
@@ -431,6 +446,13 @@ func (d *Daemon) resolveMounts(ctx context.Context, c *container.Container) (*ap
 			d.volumeEvent(mp.Name, events.ActionMount, map[string]string{
 				"container": c.ID, "destination": mp.Destination, "propagation": prop, "read/write": rw,
 			})
+		}
+	}
+	if populated {
+		if data, err := json.Marshal(plan); err != nil {
+			logErr("record mounts", err, "id", c.ID)
+		} else {
+			logErr("record mounts", writeFileAtomic(d.mountsFile(c.ID), data, 0o600), "id", c.ID)
 		}
 	}
 	return &hc, nil

@@ -69,10 +69,10 @@ func TestParseMountSpec(t *testing.T) {
 	}{
 		{name: "volume", m: mount.Mount{Type: mount.TypeVolume, Source: "data", Target: "/c", ReadOnly: true,
 			VolumeOptions: &mount.VolumeOptions{NoCopy: true, DriverConfig: &mount.Driver{Options: map[string]string{"type": "tmpfs", "device": "tmpfs"}}}},
-			want: mountPoint{Type: mount.TypeVolume, Name: "data", Destination: "/c", NoCopy: true}},
+			want: mountPoint{Type: mount.TypeVolume, Name: "data", Destination: "/c", NoCopy: true, Mode: "z"}},
 		{name: "subpath", m: mount.Mount{Type: mount.TypeVolume, Source: "data", Target: "/c", VolumeOptions: &mount.VolumeOptions{Subpath: "a/b"}},
-			want: mountPoint{Type: mount.TypeVolume, Name: "data", Destination: "/c", RW: true, Subpath: "a/b"}},
-		{name: "anonymous", m: mount.Mount{Type: mount.TypeVolume, Target: "/c"}, want: mountPoint{Type: mount.TypeVolume, Destination: "/c", RW: true}, anon: true},
+			want: mountPoint{Type: mount.TypeVolume, Name: "data", Destination: "/c", RW: true, Subpath: "a/b", Mode: "z"}},
+		{name: "anonymous", m: mount.Mount{Type: mount.TypeVolume, Target: "/c"}, want: mountPoint{Type: mount.TypeVolume, Destination: "/c", RW: true, Mode: "z"}, anon: true},
 		{name: "bind", m: mount.Mount{Type: mount.TypeBind, Source: "/h", Target: "/c", BindOptions: &mount.BindOptions{Propagation: mount.PropagationSlave}},
 			want: mountPoint{Type: mount.TypeBind, Source: "/h", Destination: "/c", RW: true, Propagation: "slave", Own: true}},
 		{name: "tmpfs", m: mount.Mount{Type: mount.TypeTmpfs, Target: "/c"}, want: mountPoint{Type: mount.TypeTmpfs, Destination: "/c", RW: true, Own: true}},

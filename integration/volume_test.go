@@ -59,7 +59,7 @@ func TestVolumeLifecycle(t *testing.T) {
 			if o := inspectVolume(t, c.run, other).Options; o["type"] != "tmpfs" || o["o"] != "size=4m" {
 				t.Fatalf("options: %v", o)
 			}
-			if r := c.run("volume", "create", "-o", "colour=red", c.name+"-bad"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "invalid option key") {
+			if r := c.run("volume", "create", "-o", "colour=red", c.name+"-bad"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "invalid option: \"colour\"") {
 				t.Fatalf("bad driver option accepted: %s", r)
 			}
 			if r := c.run("volume", "create", "a/b"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "includes invalid characters") {
@@ -185,6 +185,19 @@ func TestVolumeCopyUpAndAnonymous(t *testing.T) {
 			if r := must(t, c.run("run", "--rm", "-v", empty+":/data:nocopy", "volimg", "ls", "-A", "/data")); r.Stdout != "" {
 				t.Fatalf("nocopy volume not empty: %q", r.Stdout)
 			}
+			// Never into a read-only mount; only at a container's first start
+			// (a restart does not refill a volume emptied meanwhile).
+			if r := must(t, c.run("run", "--rm", "-v", c.name+"-ro:/data:ro", "volimg", "ls", "-A", "/data")); r.Stdout != "" {
+				t.Fatalf("copy-up into a read-only volume: %q", r.Stdout)
+			}
+			once := c.name + "-once"
+			must(t, c.run("run", "--name", once, "-v", once+":/data", "volimg", "true"))
+			must(t, c.run("run", "--rm", "-v", once+":/data", "busybox", "sh", "-c", "rm -rf /data/* /data/.[!.]*"))
+			must(t, c.run("start", "-a", once))
+			if r := must(t, c.run("run", "--rm", "-v", once+":/data", "busybox", "ls", "-A", "/data")); r.Stdout != "" {
+				t.Fatalf("restart copied into the volume again: %q", r.Stdout)
+			}
+			must(t, c.run("rm", once))
 			// A volume with content is not overwritten by the image.
 			must(t, c.run("run", "--rm", "-v", named+":/data", "busybox", "sh", "-c", "rm /data/f; echo mine > /data/g"))
 			if r := must(t, c.run("run", "--rm", "-v", named+":/data", "volimg", "ls", "/data")); strings.Contains(r.Stdout, "f\n") && !strings.Contains(r.Stdout, "g") {

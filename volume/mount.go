@@ -27,7 +27,7 @@ func parseDriverOptions(opts map[string]string) (snapshot.Mount, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if !driverOptionKeys[k] {
-			return m, errdefs.InvalidArgument("invalid option key: %q", k)
+			return m, errdefs.InvalidArgument("invalid option: %q", k)
 		}
 	}
 	if len(opts) == 0 {

@@ -123,6 +123,9 @@ func (s *Store) create(name string, o CreateOptions) (*Volume, bool, error) {
 	if name == "" {
 		name = RandomName()
 	}
+	if len(name) == 1 && ValidName(name+"x") {
+		return nil, false, errdefs.InvalidArgument("create %s: volume name is too short, names should be at least two alphanumeric characters", name)
+	}
 	if !ValidName(name) {
 		return nil, false, errdefs.InvalidArgument("create %s: %q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", name, name)
 	}
