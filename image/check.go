@@ -229,7 +229,7 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckResult, err
 		parentOf[l.ChainID] = l.Parent
 	}
 	for _, in := range snaps {
-		if in.Kind == snapshot.KindActive && !strings.HasPrefix(in.Key, "extract-") {
+		if in.Kind == snapshot.KindActive && (!strings.HasPrefix(in.Key, "extract-") || s.isExtracting(in.Key)) {
 			for c := in.Parent; c != "" && !usedLayers[c]; c = parentOf[c] {
 				usedLayers[c] = true
 			}
@@ -239,7 +239,7 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckResult, err
 	sortByDepth(layers, parentOf)
 	// Interrupted unpacks first: they are children of the layers below.
 	for _, in := range reverseSnaps(snaps) {
-		if in.Kind == snapshot.KindActive && strings.HasPrefix(in.Key, "extract-") {
+		if in.Kind == snapshot.KindActive && strings.HasPrefix(in.Key, "extract-") && !s.isExtracting(in.Key) {
 			report("snapshot", in.Key, "left over from an interrupted unpack")
 			if opts.Repair && s.sn.Remove(ctx, in.Key) == nil {
 				res.Repaired++
@@ -297,8 +297,11 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckResult, err
 				return nil
 			}
 		}
+		if s.isPinned(d) {
+			return nil // an operation in progress is about to use it
+		}
 		report("blob", d.String(), "no image or layer references it")
-		if opts.Repair && s.cs.Delete(ctx, d) == nil {
+		if opts.Repair && s.deleteBlob(ctx, d) == nil {
 			res.Repaired++
 		}
 		return nil

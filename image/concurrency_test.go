@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 )
@@ -55,6 +56,46 @@ func TestConcurrentImportsAndRemovals(t *testing.T) {
 				t.Errorf("lost w%d:%d: %v", w, i, err)
 			}
 		}
+	}
+	e.check(t)
+}
+
+// TestStalledImportBlocksNothing: an import whose client stops sending half
+// way holds up neither rmi nor a repairing check, and still completes.
+func TestStalledImportBlocksNothing(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	raw := busyboxTar(t)
+	if _, err := e.s.Import(ctx, bytes.NewReader(raw), "other:1", []string{"ENV O=1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.s.Import(ctx, pr, "stalled:1", nil, "")
+		done <- err
+	}()
+	half := len(raw) / 2
+	if _, err := pw.Write(raw[:half]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.Delete(ctx, "other:1", false, false); err != nil {
+		t.Fatalf("rmi during a stalled import: %v", err)
+	}
+	res, err := e.s.Check(ctx, CheckOptions{Repair: true, Fast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res.Problems {
+		t.Errorf("check during an import: %+v", p)
+	}
+	pw.Write(raw[half:])
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if _, err := e.s.Get(ctx, "stalled:1"); err != nil {
+		t.Fatal(err)
 	}
 	e.check(t)
 }

@@ -513,7 +513,7 @@ func (s *Store) collect(ctx context.Context, chainIDs []string, blobs []digest.D
 		if b == "" || usedBlobs[b] {
 			continue
 		}
-		if err := s.cs.Delete(ctx, b); err != nil && !errdefs.IsNotFound(err) {
+		if err := s.deleteBlob(ctx, b); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, err)
 		}
 		usedBlobs[b] = true

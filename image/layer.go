@@ -97,8 +97,6 @@ func ChainIDs(diffIDs []digest.Digest) []string {
 // chain is already unpacked, the existing layer is returned and the new copy
 // dropped, so a layer is stored once however many images use it.
 func (s *Store) ApplyLayer(ctx context.Context, parent string, r io.Reader) (Layer, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if parent != "" {
 		if !s.layerExists(parent) {
 			return Layer{}, errdefs.NotFound("parent layer %s: not found", parent)
@@ -114,8 +112,16 @@ func (s *Store) ApplyLayer(ctx context.Context, parent string, r io.Reader) (Lay
 		return Layer{}, err
 	}
 	defer w.Close()
-	var stored digest.Digest
+	var stored, pinned digest.Digest
+	defer func() {
+		if pinned != "" {
+			s.unpinBlob(pinned)
+		}
+	}()
 	l, err := s.unpack(ctx, parent, io.TeeReader(dr, w), func() (digest.Digest, ocispec.Descriptor, error) {
+		// Pinned from before it is visible until its layer is recorded.
+		pinned = w.Digest()
+		s.pinBlob(pinned)
 		d, err := w.Commit(ctx)
 		stored = d
 		return d, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: d, Size: w.Size()}, err
@@ -134,12 +140,12 @@ func (s *Store) ApplyLayer(ctx context.Context, parent string, r io.Reader) (Lay
 // When diffID is set, the uncompressed stream must hash to it, and a layer
 // already unpacked with that chain is reused without reading the blob.
 func (s *Store) ApplyLayerBlob(ctx context.Context, parent string, desc ocispec.Descriptor, diffID digest.Digest) (Layer, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	return s.applyLayerBlob(ctx, parent, desc, diffID)
 }
 
 func (s *Store) applyLayerBlob(ctx context.Context, parent string, desc ocispec.Descriptor, diffID digest.Digest) (Layer, error) {
+	s.pinBlob(desc.Digest)
+	defer s.unpinBlob(desc.Digest)
 	if diffID != "" {
 		if l, ok := s.existingLayer(ChainID(parent, diffID)); ok {
 			return l, nil
@@ -188,8 +194,15 @@ func (s *Store) applyLayerBlob(ctx context.Context, parent string, desc ocispec.
 
 // unpack applies the uncompressed tar r into a new snapshot on parent;
 // finish (called once r is drained) names the diff ID and blob.
+//
+// The unpack itself runs without the store lock, so a slow upload holds up
+// nobody: the extract snapshot is marked as in progress (Check leaves it
+// alone) and, being a child of parent, keeps the parent from removal. Only
+// the final step (check, commit, record) takes the lock, shared.
 func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, finish func() (digest.Digest, ocispec.Descriptor, error)) (Layer, error) {
 	key := "extract-" + randomID()
+	s.setExtracting(key, true)
+	defer s.setExtracting(key, false)
 	if _, err := s.sn.Prepare(ctx, key, parent); err != nil {
 		return Layer{}, err
 	}
@@ -217,11 +230,17 @@ func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, finish f
 	}
 	l := Layer{ChainID: ChainID(parent, diffID), DiffID: diffID, Parent: parent, Blob: blob, Size: size}
 	// Two unpacks of the same layer may finish together: the check, the
-	// snapshot commit and the record go as one step.
+	// snapshot commit and the record go as one step, and GC waits for it.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if existing, ok := s.existingLayer(l.ChainID); ok {
 		return existing, nil
+	}
+	if !s.cs.Exists(ctx, blob.Digest) {
+		// An rmi of an image that had the same blob removed it meanwhile.
+		return Layer{}, errdefs.Unavailable("layer blob %s was removed while unpacking; try again", blob.Digest)
 	}
 	if _, err := s.sn.Stat(ctx, l.ChainID); err == nil {
 		// A committed snapshot without its record (a crash between the
@@ -318,6 +337,56 @@ func (s *Store) layerExists(chainID string) bool {
 	}
 	_, err := s.sn.Stat(context.Background(), chainID)
 	return err == nil
+}
+
+// pinBlob keeps d from deletion until unpinBlob: set before a blob is
+// committed into the store by an operation that will reference it.
+func (s *Store) pinBlob(d digest.Digest) {
+	s.holdMu.Lock()
+	s.pins[d]++
+	s.holdMu.Unlock()
+}
+
+func (s *Store) unpinBlob(d digest.Digest) {
+	s.holdMu.Lock()
+	if s.pins[d]--; s.pins[d] <= 0 {
+		delete(s.pins, d)
+	}
+	s.holdMu.Unlock()
+}
+
+func (s *Store) isPinned(d digest.Digest) bool {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	return s.pins[d] > 0
+}
+
+// deleteBlob deletes an unreferenced blob unless it is pinned; the check
+// and the deletion are one step with respect to pinning.
+func (s *Store) deleteBlob(ctx context.Context, d digest.Digest) error {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	if s.pins[d] > 0 {
+		return nil
+	}
+	return s.cs.Delete(ctx, d)
+}
+
+// setExtracting marks an extract snapshot as in progress (or done).
+func (s *Store) setExtracting(key string, on bool) {
+	s.holdMu.Lock()
+	if on {
+		s.extracting[key] = true
+	} else {
+		delete(s.extracting, key)
+	}
+	s.holdMu.Unlock()
+}
+
+func (s *Store) isExtracting(key string) bool {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	return s.extracting[key]
 }
 
 // orphan notes a blob that may be unreferenced, for the next GC.

@@ -47,6 +47,9 @@ func (s *Store) Load(ctx context.Context, r io.Reader, out func(line string)) er
 		// Blobs the archive carried that no image ended up using go, under
 		// GC's exclusive lock (an import running beside us may be about to
 		// use the same blob). A crash leaves them to NewStore's cleanup.
+		for _, d := range a.pinned {
+			s.unpinBlob(d)
+		}
 		for _, d := range a.files {
 			s.orphan(d)
 		}
@@ -79,11 +82,9 @@ func (s *Store) Load(ctx context.Context, r io.Reader, out func(line string)) er
 		}
 	}
 
-	// The upload is in; from here on GC waits for us. (While it streamed,
-	// a slow client held nothing up.) A blob removed meanwhile by an rmi of
-	// an image that shared it makes this load fail cleanly.
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	// The upload is in. (While it streamed, a slow client held nothing up.)
+	// A blob removed meanwhile by an rmi of an image that shared it makes
+	// this load fail cleanly, here or when its layer is recorded.
 	for name, d := range a.files {
 		if !s.cs.Exists(ctx, d) {
 			return errdefs.Unavailable("image archive entry %s (%s) was removed while loading; load again", name, d)
@@ -100,9 +101,10 @@ func (s *Store) Load(ctx context.Context, r io.Reader, out func(line string)) er
 }
 
 type archive struct {
-	files map[string]digest.Digest // regular files, stored as blobs
-	meta  map[string][]byte        // small files, also kept in memory
-	links map[string]string        // symlinks and hard links: name -> target
+	files  map[string]digest.Digest // regular files, stored as blobs
+	meta   map[string][]byte        // small files, also kept in memory
+	links  map[string]string        // symlinks and hard links: name -> target
+	pinned []digest.Digest
 }
 
 func (a *archive) add(ctx context.Context, s *Store, name string, size int64, r io.Reader) error {
@@ -127,7 +129,18 @@ func (a *archive) add(ctx context.Context, s *Store, name string, size int64, r 
 		}
 		r = bytes.NewReader(b)
 	}
-	d, _, err := s.cs.Write(ctx, r, expected)
+	w, err := s.cs.Writer(ctx, expected)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if _, err := io.Copy(w, r); err != nil {
+		return errdefs.InvalidArgument("read %s from image archive: %w", name, err)
+	}
+	// Pinned before it is visible, until the load ends.
+	s.pinBlob(w.Digest())
+	a.pinned = append(a.pinned, w.Digest())
+	d, err := w.Commit(ctx)
 	if err != nil {
 		if errdefs.IsInvalidArgument(err) {
 			return errdefs.InvalidArgument("image archive entry %s: %w", name, err)
@@ -353,7 +366,7 @@ func (s *Store) loadImage(ctx context.Context, rawConfig []byte, layerDescs []oc
 		}
 		return nil
 	})
-	img, err := s.createRaw(ctx, rawConfig, layers, CreateOptions{Tags: tags, Manifest: manifest})
+	img, err := s.CreateRaw(ctx, rawConfig, layers, CreateOptions{Tags: tags, Manifest: manifest})
 	if err != nil {
 		return err
 	}

@@ -102,10 +102,12 @@ type Store struct {
 	// commitMu makes "is this layer there / commit it / record it" atomic.
 	commitMu sync.Mutex
 
-	holdMu  sync.Mutex
-	holdSeq uint64
-	holds   map[string]map[uint64]time.Time // chain ID -> tokens of callers that have not made their image yet
-	orphans map[digest.Digest]bool          // blobs that may have lost their last user
+	holdMu     sync.Mutex
+	holdSeq    uint64
+	holds      map[string]map[uint64]time.Time // chain ID -> tokens of callers that have not made their image yet
+	orphans    map[digest.Digest]bool
+	extracting map[string]bool       // extract snapshots being unpacked now
+	pins       map[digest.Digest]int // blobs that may have lost their last user
 }
 
 // NewStore opens the image store and removes what an interrupted operation
@@ -122,7 +124,7 @@ func NewStore(db *bolt.DB, cs *content.Store, sn *snapshot.Overlay) (*Store, err
 	if err != nil {
 		return nil, errdefs.System("open image metadata: %w", err)
 	}
-	s := &Store{db: db, cs: cs, sn: sn, holds: map[string]map[uint64]time.Time{}, orphans: map[digest.Digest]bool{}}
+	s := &Store{db: db, cs: cs, sn: sn, holds: map[string]map[uint64]time.Time{}, orphans: map[digest.Digest]bool{}, extracting: map[string]bool{}, pins: map[digest.Digest]int{}}
 	if _, err := s.Check(context.Background(), CheckOptions{Repair: true, Fast: true, startup: true}); err != nil {
 		return nil, err
 	}
