@@ -355,6 +355,14 @@ func (s *Store) unpinBlob(d digest.Digest) {
 	s.holdMu.Unlock()
 }
 
+// PinBlob keeps the blob d from removal by rmi, prune or check until
+// UnpinBlob; a puller pins a blob before it downloads it (so it is covered
+// from the moment it is visible) until the image naming it is created.
+func (s *Store) PinBlob(d digest.Digest) { s.pinBlob(d) }
+
+// UnpinBlob undoes one PinBlob.
+func (s *Store) UnpinBlob(d digest.Digest) { s.unpinBlob(d) }
+
 func (s *Store) isPinned(d digest.Digest) bool {
 	s.holdMu.Lock()
 	defer s.holdMu.Unlock()
