@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -589,8 +590,8 @@ func (d *Daemon) volumeAPI(ctx context.Context, v *volume.Volume, usage bool) vo
 	return out
 }
 
-// VolumeList answers GET /volumes with the filters dangling, name, label
-// and driver.
+// VolumeList answers GET /volumes with the filters dangling, name (a
+// regular expression), label and driver.
 func (d *Daemon) VolumeList(ctx context.Context, filters map[string][]string) (volumetypes.ListResponse, error) {
 	match, err := volumeFilter(filters, "dangling", "name", "label", "driver")
 	if err != nil {
@@ -628,7 +629,12 @@ func volumeFilter(filters map[string][]string, allowed ...string) (func(v *volum
 				return false
 			}
 		}
-		if !matchAny(filters["name"], func(s string) bool { return strings.Contains(v.Name, s) }) ||
+		if !matchAny(filters["name"], func(s string) bool {
+			// A regular expression, as Docker's filters match; an invalid
+			// one matches nothing.
+			re, err := regexp.Compile(s)
+			return err == nil && re.MatchString(v.Name)
+		}) ||
 			!matchAny(filters["driver"], func(s string) bool { return v.Driver == s }) {
 			return false
 		}

@@ -87,6 +87,9 @@ func TestVolumeLifecycle(t *testing.T) {
 			if got := lines(must(t, c.run("volume", "ls", "-q", "--filter", "name="+c.name+"-")).Stdout); strings.Join(got, " ") != vol+" "+other {
 				t.Fatalf("ls -q name filter: %v", got)
 			}
+			if got := lines(must(t, c.run("volume", "ls", "-q", "-f", "name=^"+c.name+"-d")).Stdout); strings.Join(got, " ") != vol {
+				t.Fatalf("ls name filter as a regular expression: %v", got)
+			}
 			if got := lines(must(t, c.run("volume", "ls", "-q", "-f", "label=team=a")).Stdout); strings.Join(got, " ") != vol {
 				t.Fatalf("ls label filter: %v", got)
 			}
