@@ -381,8 +381,8 @@ func (d *Daemon) loadMounts(id string) ([]mountPoint, error) {
 
 // resolveMounts returns the HostConfig the runtime should see: volume
 // mounts rewritten as binds of the volumes' directories. Call with c locked.
-// At a container's first start an empty volume mounted read-write first
-// receives the image's content at its destination (unless nocopy), as
+// At a container's first start an empty volume (even one mounted
+// read-only) first receives the image's content at its destination (unless nocopy), as
 // Docker does.
 func (d *Daemon) resolveMounts(ctx context.Context, c *container.Container) (*api.HostConfig, error) {
 	plan, err := d.loadMounts(c.ID)
@@ -423,8 +423,8 @@ func (d *Daemon) resolveMounts(ctx context.Context, c *container.Container) (*ap
 				if _, err := os.Stat(src); err != nil {
 					return nil, errdefs.InvalidArgument("start %s: subpath %s of volume %s does not exist", c.ID, mp.Subpath, mp.Name)
 				}
-			} else if !mp.NoCopy && !mp.Populated && mp.RW {
-				// As Docker: never into a read-only mount, and only at the
+			} else if !mp.NoCopy && !mp.Populated {
+				// As Docker: also for a read-only mount, and only at the
 				// container's first start.
 				from, err := securejoin.SecureJoin(rootfs, mp.Destination)
 				if err != nil {
