@@ -83,6 +83,17 @@ func TestVolumeLifecycle(t *testing.T) {
 				t.Fatalf("tmpfs volume not mounted as tmpfs: %s", r)
 			}
 
+			// --mount creates a missing volume with its volume-opt and volume-label.
+			mopt := c.name + "-mopt"
+			if r := must(t, c.run("run", "--rm", "--mount", "type=volume,src="+mopt+",dst=/t,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-label=made=by-mount",
+				"busybox", "sh", "-c", "grep ' /t ' /proc/mounts")); !strings.Contains(r.Stdout, "tmpfs") {
+				t.Fatalf("--mount volume-opt: %s", r)
+			}
+			if v := inspectVolume(t, c.run, mopt); v.Options["type"] != "tmpfs" || v.Labels["made"] != "by-mount" {
+				t.Fatalf("volume made by --mount: %+v", v)
+			}
+			must(t, c.run("volume", "rm", mopt))
+
 			// ls, its filters and -q.
 			if got := lines(must(t, c.run("volume", "ls", "-q", "--filter", "name="+c.name+"-")).Stdout); strings.Join(got, " ") != vol+" "+other {
 				t.Fatalf("ls -q name filter: %v", got)
