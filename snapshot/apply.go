@@ -77,6 +77,7 @@ type applier struct {
 	// chain of real directories resolves the same until something in it is
 	// removed, which clears the cache.
 	resolved map[string]string
+	buf      []byte // copy buffer, reused for every file
 	dirs     []struct {
 		path string
 		hdr  *tar.Header
@@ -207,18 +208,28 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 			return errdefs.System("create directory %q: %w", rel, err)
 		}
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		// A plain blocking fd (not os.OpenFile's poller registration) and
+		// fchown/fchmod on it: fewer system calls per file, which counts
+		// when a layer holds tens of thousands.
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return errdefs.System("create file %q: %w", rel, err)
 		}
-		n, err := io.Copy(f, ctxReader{ctx, r})
+		n, err := io.CopyBuffer(fdWriter(fd), ctxReader{ctx, r}, a.buffer())
 		a.size += n
-		if cerr := f.Close(); err == nil {
+		if err == nil {
+			err = a.owned(hdr, func(uid, gid int) error { return unix.Fchown(fd, uid, gid) })
+		}
+		if err == nil {
+			err = unix.Fchmod(fd, uint32(hdr.Mode&0o7777))
+		}
+		if cerr := unix.Close(fd); err == nil {
 			err = cerr
 		}
 		if err != nil {
 			return errdefs.InvalidArgument("write file %q: %w", rel, err)
 		}
+		return a.metaRest(p, hdr)
 	case tar.TypeSymlink:
 		if !filepath.IsAbs(hdr.Linkname) {
 			t := filepath.Join(filepath.Dir(rel), hdr.Linkname)
@@ -276,11 +287,7 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 // meta applies ownership, mode, xattrs and times to p, which is never a
 // symlink followed: p's parent is resolved and p itself was just created.
 func (a *applier) meta(p string, hdr *tar.Header, isRoot bool) error {
-	uid, gid := hdr.Uid, hdr.Gid
-	if a.owner != nil {
-		uid, gid = a.owner[0], a.owner[1]
-	}
-	if err := unix.Lchown(p, uid, gid); err != nil {
+	if err := a.owned(hdr, func(uid, gid int) error { return unix.Lchown(p, uid, gid) }); err != nil {
 		return errdefs.System("chown %q: %w", hdr.Name, err)
 	}
 	if hdr.Typeflag != tar.TypeSymlink {
@@ -288,6 +295,49 @@ func (a *applier) meta(p string, hdr *tar.Header, isRoot bool) error {
 			return errdefs.System("chmod %q: %w", hdr.Name, err)
 		}
 	}
+	return a.metaRest(p, hdr)
+}
+
+// fdWriter writes to a raw file descriptor.
+type fdWriter int
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Write(int(w), p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, io.ErrShortWrite
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func (a *applier) buffer() []byte {
+	if a.buf == nil {
+		a.buf = make([]byte, 256<<10)
+	}
+	return a.buf
+}
+
+// owned calls chown with the entry's owner (or the forced one).
+func (a *applier) owned(hdr *tar.Header, chown func(uid, gid int) error) error {
+	uid, gid := hdr.Uid, hdr.Gid
+	if a.owner != nil {
+		uid, gid = a.owner[0], a.owner[1]
+	}
+	return chown(uid, gid)
+}
+
+// metaRest applies xattrs and times (after ownership and mode: chown
+// clears setuid, and writing changes times).
+func (a *applier) metaRest(p string, hdr *tar.Header) error {
 	for k, v := range hdr.PAXRecords {
 		key, ok := strings.CutPrefix(k, "SCHILY.xattr.")
 		if !ok || strings.HasPrefix(key, "trusted.overlay.") {
