@@ -137,7 +137,13 @@ func (s *Service) pullFrom(ctx context.Context, ep endpoint, named reference.Nam
 	id := tagOrDigest
 	progress(Progress{ID: id, Status: "Pulling from " + reference.Path(named)})
 
-	layers, err := s.pullLayers(ctx, rc, man.Layers, cfg.RootFS.DiffIDs, progress)
+	var pinned []ocispec.Descriptor
+	defer func() {
+		for _, d := range pinned {
+			s.store.UnpinBlob(d.Digest)
+		}
+	}()
+	layers, err := s.pullLayers(ctx, rc, man.Layers, cfg.RootFS.DiffIDs, &pinned, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +208,7 @@ func (s *Service) fetchSmallBlob(ctx context.Context, rc *repoClient, desc ocisp
 // pullLayers downloads the missing layers in parallel into the content
 // store (verified while they stream) and unpacks each, in order, as soon as
 // it and the layers below it are there.
-func (s *Service) pullLayers(ctx context.Context, rc *repoClient, descs []ocispec.Descriptor, diffIDs []digest.Digest, progress ProgressFunc) ([]image.Layer, error) {
+func (s *Service) pullLayers(ctx context.Context, rc *repoClient, descs []ocispec.Descriptor, diffIDs []digest.Digest, pinned *[]ocispec.Descriptor, progress ProgressFunc) ([]image.Layer, error) {
 	chainIDs := image.ChainIDs(diffIDs)
 	layers := make([]image.Layer, len(descs))
 	// Layers up to the highest one already unpacked are there, with their parents.
@@ -230,6 +236,12 @@ func (s *Service) pullLayers(ctx context.Context, rc *repoClient, descs []ocispe
 	if len(todo) == 0 {
 		return layers, nil
 	}
+	// Pinned from before they are visible until the caller records the
+	// image, so no rmi, prune or check removes them in between.
+	for _, d := range todo {
+		s.store.PinBlob(d.Digest)
+	}
+	*pinned = append(*pinned, todo...)
 	// The same blob twice in one image downloads once.
 	for _, d := range todo {
 		progress(Progress{ID: shortID(d.Digest), Status: "Pulling fs layer", Detail: true})

@@ -176,6 +176,8 @@ func (s *Service) pushImage(ctx context.Context, rc *repoClient, domain string, 
 			if err != nil {
 				return err
 			}
+			s.store.PinBlob(desc.Digest)
+			defer s.store.UnpinBlob(desc.Digest)
 			blobs[i] = pushBlob{desc: desc, id: shortID(l.DiffID), diffID: l.DiffID}
 			return s.pushOne(gctx, rc, domain, blobs[i], progress)
 		})
