@@ -64,16 +64,15 @@ func (d *Daemon) prepareVolumes(ctx context.Context, c *container.Container) err
 	if err != nil {
 		return err
 	}
-	var acquired []string
+	var acquired, made []string
 	undo := func() {
+		ctx := context.WithoutCancel(ctx)
 		for _, name := range acquired {
-			d.Volumes.Release(context.WithoutCancel(ctx), name, c.ID)
+			d.Volumes.Release(ctx, name, c.ID)
 		}
-		for _, mp := range plan {
-			if mp.create != nil && mp.create.Labels != nil {
-				if _, anon := mp.create.Labels[volume.AnonymousLabel]; anon {
-					d.Volumes.Remove(context.WithoutCancel(ctx), mp.Name)
-				}
+		for _, name := range made {
+			if v, err := d.Volumes.Get(ctx, name); err == nil && v.Anonymous() {
+				d.Volumes.Remove(ctx, name)
 			}
 		}
 	}
@@ -81,8 +80,7 @@ func (d *Daemon) prepareVolumes(ctx context.Context, c *container.Container) err
 		if mp.Type != mount.TypeVolume {
 			continue
 		}
-		before := d.volumeExists(ctx, mp.Name)
-		v, err := d.Volumes.Acquire(ctx, mp.Name, c.ID, mp.create)
+		v, created, err := d.Volumes.Acquire(ctx, mp.Name, c.ID, mp.create)
 		if err != nil {
 			undo()
 			if errdefs.IsNotFound(err) {
@@ -91,7 +89,8 @@ func (d *Daemon) prepareVolumes(ctx context.Context, c *container.Container) err
 			return err
 		}
 		acquired = append(acquired, mp.Name)
-		if !before {
+		if created {
+			made = append(made, mp.Name)
 			d.volumeEvent(v.Name, events.ActionCreate, nil)
 		}
 	}
@@ -106,11 +105,6 @@ func (d *Daemon) prepareVolumes(ctx context.Context, c *container.Container) err
 		return errdefs.System("record mounts of %s: %w", c.ID, err)
 	}
 	return nil
-}
-
-func (d *Daemon) volumeExists(ctx context.Context, name string) bool {
-	_, err := d.Volumes.Get(ctx, name)
-	return err == nil
 }
 
 // planMounts works out c's mounts in Docker's order of precedence: binds
@@ -539,7 +533,7 @@ func (d *Daemon) restoreVolumes(ctx context.Context) {
 			if mp.Type != mount.TypeVolume {
 				continue
 			}
-			if _, err := d.Volumes.Acquire(ctx, mp.Name, c.ID, nil); err != nil {
+			if _, _, err := d.Volumes.Acquire(ctx, mp.Name, c.ID, nil); err != nil {
 				logErr("restore volume reference", err, "id", c.ID, "volume", mp.Name)
 			}
 		}

@@ -117,7 +117,7 @@ func TestDriverMount(t *testing.T) {
 		if _, _, err := s.Create(ctx, name, CreateOptions{Options: opts}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Acquire(ctx, name, "c1", nil); err != nil {
+		if _, _, err := s.Acquire(ctx, name, "c1", nil); err != nil {
 			t.Fatal(err)
 		}
 		path, err := s.Mount(ctx, name)

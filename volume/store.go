@@ -295,23 +295,23 @@ func (s *Store) removeDir(dir string) error {
 }
 
 // Acquire records that container ref uses volume name. With create set, a
-// missing volume is made first; the lookup and the reference are one step,
-// so a concurrent Remove cannot slip between them.
-func (s *Store) Acquire(ctx context.Context, name, ref string, create *CreateOptions) (*Volume, error) {
+// missing volume is made first (created reports it); the lookup and the
+// reference are one step, so a concurrent Remove cannot slip between them.
+func (s *Store) Acquire(ctx context.Context, name, ref string, create *CreateOptions) (v *Volume, created bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, err := s.get(name)
+	v, err = s.get(name)
 	if errdefs.IsNotFound(err) && create != nil {
-		v, _, err = s.create(name, *create)
+		v, created, err = s.create(name, *create)
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if s.refs[name] == nil {
 		s.refs[name] = map[string]struct{}{}
 	}
 	s.refs[name][ref] = struct{}{}
-	return v, nil
+	return v, created, nil
 }
 
 // Release drops container ref's use of volume name. When the last user

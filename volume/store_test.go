@@ -86,14 +86,14 @@ func TestCreate(t *testing.T) {
 func TestRemoveAndRefs(t *testing.T) {
 	ctx := context.Background()
 	s, _, _ := newTestStore(t)
-	if _, err := s.Acquire(ctx, "missing", "c1", nil); !errdefs.IsNotFound(err) {
+	if _, _, err := s.Acquire(ctx, "missing", "c1", nil); !errdefs.IsNotFound(err) {
 		t.Fatalf("acquire of a missing volume without create: %v", err)
 	}
-	if _, err := s.Acquire(ctx, "data", "c1", &CreateOptions{}); err != nil {
-		t.Fatal(err)
+	if _, created, err := s.Acquire(ctx, "data", "c1", &CreateOptions{}); err != nil || !created {
+		t.Fatalf("acquire with create: %v created=%v", err, created)
 	}
-	if _, err := s.Acquire(ctx, "data", "c2", nil); err != nil {
-		t.Fatal(err)
+	if _, created, err := s.Acquire(ctx, "data", "c2", &CreateOptions{}); err != nil || created {
+		t.Fatalf("second acquire: %v created=%v", err, created)
 	}
 	os.WriteFile(filepath.Join(s.DataPath("data"), "f"), []byte("x"), 0o644)
 	if err := s.Remove(ctx, "data"); !errdefs.IsConflict(err) {
