@@ -189,7 +189,27 @@ func (d *Daemon) ImageUsers(ctx context.Context, id digest.Digest) []string {
 	return out
 }
 
-var _ image.Users = (*Daemon)(nil)
+// ImageRunningUsers lists the running containers of image id: rmi refuses
+// them even with force (image.RunningUsers).
+func (d *Daemon) ImageRunningUsers(ctx context.Context, id digest.Digest) []string {
+	var out []string
+	for _, c := range d.Containers.List() {
+		if c.ImageID != id {
+			continue
+		}
+		c.Lock()
+		if c.State.Running() {
+			out = append(out, c.ID)
+		}
+		c.Unlock()
+	}
+	return out
+}
+
+var (
+	_ image.Users        = (*Daemon)(nil)
+	_ image.RunningUsers = (*Daemon)(nil)
+)
 
 // findBinary looks beside the running executable first, then in $PATH.
 func findBinary(name string) string {

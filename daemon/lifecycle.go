@@ -343,6 +343,14 @@ func (d *Daemon) ContainerRemove(ctx context.Context, ref string, o RemoveOption
 	close(l.removed)
 	c.Notify()
 	d.containerEvent(c, events.ActionDestroy, nil)
+	if _, err := d.Images.Get(ctx, c.ImageID.String()); errdefs.IsNotFound(err) {
+		// The image was force-removed while this container used it: its
+		// layers are garbage now.
+		go func() {
+			_, err := d.Images.GC(context.Background())
+			logErr("collect layers of a removed image", err)
+		}()
+	}
 	return nil
 }
 
