@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"archive/tar"
 	"bufio"
 	"context"
 	"crypto/sha256"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/opencontainers/go-digest"
@@ -33,18 +31,18 @@ type Source struct {
 	Dir string
 }
 
-// buildContext is an opened Source: a directory of files plus what is
-// known about their content.
+// buildContext is an opened Source: a tree of files plus what is known
+// about their content.
 type buildContext struct {
-	root     string
-	tmp      string // removed on Close (tar contexts)
+	fs       srcFS
+	dir      string // directory contexts: the host path (hash cache keys)
+	tar      *tarFS // tar contexts
 	onlyFile []byte // the body was a bare Dockerfile
 	ignore   *patternmatcher.PatternMatcher
 	cache    *Cache
 
 	mu      sync.Mutex
-	digests map[string]digest.Digest // tar contexts: path -> content digest, known at extraction
-	pending map[string]fileStat      // dir contexts: hashes to record
+	pending map[string]fileStat // dir contexts: hashes to record
 }
 
 func openContext(ctx context.Context, src Source, tmpRoot string, cache *Cache) (*buildContext, error) {
@@ -58,22 +56,31 @@ func openContext(ctx context.Context, src Source, tmpRoot string, cache *Cache) 
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			return nil, errdefs.InvalidArgument("context directory %s: not a directory", src.Dir)
 		}
-		bc.root = dir
+		bc.dir, bc.fs = dir, dirFS{root: dir}
 	case src.Tar != nil:
-		tmp, err := os.MkdirTemp(tmpRoot, "context-")
+		dr, _, err := image.Decompress(src.Tar)
 		if err != nil {
-			return nil, errdefs.System("create context directory: %w", err)
-		}
-		bc.root, bc.tmp = tmp, tmp
-		bc.digests = map[string]digest.Digest{}
-		if err := bc.extract(ctx, src.Tar); err != nil {
-			bc.Close()
 			return nil, err
 		}
+		defer dr.Close()
+		br := bufio.NewReaderSize(dr, 1<<20)
+		head, _ := br.Peek(512)
+		if !looksLikeTar(head) {
+			b, err := io.ReadAll(br)
+			if err != nil {
+				return nil, errdefs.InvalidArgument("read build context: %w", err)
+			}
+			bc.onlyFile = b
+			br = bufio.NewReader(strings.NewReader(""))
+		}
+		if bc.tar, err = spoolTar(ctx, br, tmpRoot); err != nil {
+			return nil, err
+		}
+		bc.fs = bc.tar
 	default:
 		return nil, errdefs.InvalidArgument("build needs a context")
 	}
-	patterns, err := readIgnoreFile(bc.root)
+	patterns, err := readIgnoreFile(bc.fs)
 	if err != nil {
 		bc.Close()
 		return nil, err
@@ -87,10 +94,10 @@ func openContext(ctx context.Context, src Source, tmpRoot string, cache *Cache) 
 	return bc, nil
 }
 
-// ReadIgnoreFile returns the patterns of dir's .dockerignore (none if
-// there is no such file).
-func readIgnoreFile(dir string) ([]string, error) {
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+// readIgnoreFile returns the patterns of the context's .dockerignore (none
+// if there is no such file).
+func readIgnoreFile(fsys srcFS) ([]string, error) {
+	f, err := fsys.Open(".dockerignore")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -105,100 +112,10 @@ func readIgnoreFile(dir string) ([]string, error) {
 	return p, nil
 }
 
-// Close removes an extracted context.
+// Close releases a spooled context.
 func (bc *buildContext) Close() {
-	if bc.tmp != "" {
-		os.RemoveAll(bc.tmp)
-	}
-}
-
-// extract unpacks the context tar into bc.root, hashing regular files on
-// the way so COPY never reads them twice. Nothing is written outside root.
-func (bc *buildContext) extract(ctx context.Context, r io.Reader) error {
-	dr, _, err := image.Decompress(r)
-	if err != nil {
-		return err
-	}
-	defer dr.Close()
-	br := bufio.NewReaderSize(dr, 64<<10)
-	head, _ := br.Peek(512)
-	if !looksLikeTar(head) {
-		b, err := io.ReadAll(br)
-		if err != nil {
-			return errdefs.InvalidArgument("read build context: %w", err)
-		}
-		bc.onlyFile = b
-		return nil
-	}
-	tr := tar.NewReader(br)
-	buf := make([]byte, 256<<10)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return errdefs.InvalidArgument("read build context: %w", err)
-		}
-		rel := filepath.Clean("/" + hdr.Name)[1:]
-		if rel == "" {
-			continue
-		}
-		parent, err := securejoin.SecureJoin(bc.root, filepath.Dir(rel))
-		if err != nil {
-			return errdefs.InvalidArgument("build context entry %s: %w", hdr.Name, err)
-		}
-		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return errdefs.System("build context entry %s: %w", hdr.Name, err)
-		}
-		p := filepath.Join(parent, filepath.Base(rel))
-		mode := hdr.FileInfo().Mode().Perm()
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.Mkdir(p, mode|0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-				return errdefs.System("build context entry %s: %w", hdr.Name, err)
-			}
-		case tar.TypeReg:
-			os.Remove(p)
-			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_EXCL, mode)
-			if err != nil {
-				return errdefs.System("build context entry %s: %w", hdr.Name, err)
-			}
-			h := sha256.New()
-			_, err = io.CopyBuffer(io.MultiWriter(f, h), tr, buf)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return errdefs.InvalidArgument("build context entry %s: %w", hdr.Name, err)
-			}
-			bc.digests[rel] = digest.NewDigest(digest.SHA256, h)
-		case tar.TypeSymlink:
-			os.Remove(p)
-			if err := os.Symlink(hdr.Linkname, p); err != nil {
-				return errdefs.System("build context entry %s: %w", hdr.Name, err)
-			}
-		case tar.TypeLink:
-			target, err := securejoin.SecureJoin(bc.root, hdr.Linkname)
-			if err != nil {
-				return errdefs.InvalidArgument("build context entry %s: %w", hdr.Name, err)
-			}
-			os.Remove(p)
-			if err := os.Link(target, p); err != nil {
-				return errdefs.InvalidArgument("build context entry %s: %w", hdr.Name, err)
-			}
-			if d, ok := bc.digests[filepath.Clean("/" + hdr.Linkname)[1:]]; ok {
-				bc.digests[rel] = d
-			}
-		default:
-			continue // devices and fifos have no place in a context
-		}
-		if hdr.Typeflag != tar.TypeSymlink {
-			os.Chtimes(p, hdr.ModTime, hdr.ModTime)
-		}
+	if bc.tar != nil {
+		bc.tar.Close()
 	}
 }
 
@@ -228,16 +145,22 @@ func (bc *buildContext) readDockerfile(name string) ([]byte, error) {
 	if bc.onlyFile != nil {
 		return bc.onlyFile, nil
 	}
-	p := name
-	if bc.tmp != "" || !filepath.IsAbs(name) {
-		var err error
-		if p, err = securejoin.SecureJoin(bc.root, name); err != nil {
-			return nil, errdefs.InvalidArgument("Dockerfile %s: %w", name, err)
+	var b []byte
+	var err error
+	if bc.dir != "" && filepath.IsAbs(name) {
+		b, err = os.ReadFile(name)
+	} else {
+		var rel string
+		if rel, err = bc.fs.Resolve(name); err == nil {
+			var f io.ReadCloser
+			if f, err = bc.fs.Open(rel); err == nil {
+				b, err = io.ReadAll(f)
+				f.Close()
+			}
 		}
 	}
-	b, err := os.ReadFile(p)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
 			return nil, errdefs.InvalidArgument("Cannot locate specified Dockerfile: %s", name)
 		}
 		return nil, errdefs.System("read Dockerfile %s: %w", name, err)
@@ -248,7 +171,7 @@ func (bc *buildContext) readDockerfile(name string) ([]byte, error) {
 // ignored reports whether the context path rel (slash-separated, relative)
 // is excluded by .dockerignore.
 func (bc *buildContext) ignored(rel string) bool {
-	if bc.ignore == nil || rel == "." || rel == "" {
+	if bc == nil || bc.ignore == nil || rel == "." || rel == "" {
 		return false
 	}
 	m, _ := bc.ignore.MatchesOrParentMatches(rel)
@@ -260,44 +183,37 @@ func (bc *buildContext) ignored(rel string) bool {
 // cached.
 func (bc *buildContext) fileDigests(rels []string, infos []fs.FileInfo) ([]digest.Digest, error) {
 	out := make([]digest.Digest, len(rels))
-	var missing []int
-	if bc.digests != nil {
+	if bc.tar != nil {
 		for i, r := range rels {
-			if d, ok := bc.digests[r]; ok {
-				out[i] = d
-			} else {
-				missing = append(missing, i)
+			n, err := bc.tar.node(r)
+			if err != nil {
+				return nil, err
 			}
+			out[i] = n.digest
 		}
-	} else {
-		paths := make([]string, len(rels))
-		stats := make([]fileStat, len(rels))
-		for i, r := range rels {
-			paths[i] = filepath.Join(bc.root, r)
-			stats[i] = statOf(infos[i])
-		}
-		for i, d := range bc.cache.fileDigests(paths, stats) {
-			if d != "" {
-				out[i] = d
-			} else {
-				missing = append(missing, i)
-			}
-		}
+		return out, nil
 	}
-	for _, i := range missing {
-		p := filepath.Join(bc.root, rels[i])
-		d, err := hashFile(p)
+	paths := make([]string, len(rels))
+	stats := make([]fileStat, len(rels))
+	for i, r := range rels {
+		paths[i] = filepath.Join(bc.dir, filepath.FromSlash(r))
+		stats[i] = statOf(infos[i])
+	}
+	for i, d := range bc.cache.fileDigests(paths, stats) {
+		if d != "" {
+			out[i] = d
+			continue
+		}
+		d, err := hashFile(paths[i])
 		if err != nil {
 			return nil, err
 		}
 		out[i] = d
-		if bc.digests == nil {
-			st := statOf(infos[i])
-			st.Digest = d
-			bc.mu.Lock()
-			bc.pending[p] = st
-			bc.mu.Unlock()
-		}
+		st := stats[i]
+		st.Digest = d
+		bc.mu.Lock()
+		bc.pending[paths[i]] = st
+		bc.mu.Unlock()
 	}
 	return out, nil
 }

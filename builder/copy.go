@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,16 +140,17 @@ func (r *buildRun) copy(ctx context.Context, st *stageState, cs copySpec, out io
 		c := copier{root: root, dest: dest, owner: owner, mode: mode, add: cs.add, exclude: exclude}
 		if fromImage != "" {
 			return r.b.backend.MountImage(ctx, fromImage, func(srcRoot string) error {
-				srcs, err := matchIn(srcRoot, cs.sd.SourcePaths, nil, exclude)
+				img := dirFS{root: srcRoot}
+				srcs, err := matchIn(img, cs.sd.SourcePaths, nil, exclude)
 				if err != nil {
 					return err
 				}
 				c.multi = len(srcs) > 1 || nsrc > 1
-				return c.copyAll(ctx, srcRoot, srcs, nil)
+				return c.copyAll(ctx, img, srcs, nil)
 			})
 		}
 		c.multi = len(ctxSources) > 1 || nsrc > 1
-		if err := c.copyAll(ctx, r.bc.root, ctxSources, r.bc); err != nil {
+		if err := c.copyAll(ctx, r.bc.fs, ctxSources, r.bc); err != nil {
 			return err
 		}
 		for _, hc := range cs.sd.SourceContents {
@@ -182,62 +182,48 @@ func hasWildcard(paths []string) bool {
 // match expands COPY sources against the context, skipping what
 // .dockerignore excludes.
 func (bc *buildContext) match(patterns []string, exclude *patternmatcher.PatternMatcher) ([]source, error) {
-	return matchIn(bc.root, patterns, bc, exclude)
+	return matchIn(bc.fs, patterns, bc, exclude)
 }
 
-// matchIn expands sources under root; paths (and symlinks in them) never
-// leave root.
-func matchIn(root string, patterns []string, bc *buildContext, exclude *patternmatcher.PatternMatcher) ([]source, error) {
+// matchIn expands sources in fsys; paths (and symlinks in them) never
+// leave its root. A source that is a symlink is followed.
+func matchIn(fsys srcFS, patterns []string, bc *buildContext, exclude *patternmatcher.PatternMatcher) ([]source, error) {
 	var out []source
-	skip := func(rel string) bool {
-		if bc != nil && bc.ignored(rel) {
-			return true
+	skip := bc.skipper(exclude)
+	resolve := func(rel string) (source, bool) {
+		r, err := fsys.Resolve(rel)
+		if err != nil {
+			return source{}, false
 		}
-		if exclude != nil && rel != "." {
-			m, _ := exclude.MatchesOrParentMatches(rel)
-			return m
+		fi, err := fsys.Lstat(r)
+		if err != nil {
+			return source{}, false
 		}
-		return false
+		return source{rel: r, info: fi}, true
 	}
 	for _, p := range patterns {
-		clean := path.Clean("/" + p)[1:]
-		if clean == "" {
-			clean = "."
-		}
+		clean := cleanRel(p)
 		if !strings.ContainsAny(clean, "*?[") {
-			host, err := snapshot.ResolveInRoot(root, clean, true)
-			if err != nil {
-				return nil, err
-			}
-			fi, err := os.Stat(host)
-			if err != nil || skip(clean) {
+			s, ok := resolve(clean)
+			if !ok || skip(clean) {
 				return nil, errdefs.NotFound("file not found in build context or excluded by .dockerignore: stat %s: file does not exist", p)
 			}
-			rel, _ := filepath.Rel(root, host)
-			out = append(out, source{rel: filepath.ToSlash(rel), info: fi})
+			out = append(out, s)
 			continue
 		}
-		matches, err := filepath.Glob(filepath.Join(root, clean))
+		matches, err := glob(fsys, clean)
 		if err != nil {
 			return nil, errdefs.InvalidArgument("bad source pattern %q: %v", p, err)
 		}
 		n := 0
 		for _, m := range matches {
-			rel, err := filepath.Rel(root, m)
-			if err != nil || strings.HasPrefix(rel, "..") || skip(filepath.ToSlash(rel)) {
+			if skip(m) {
 				continue
 			}
-			host, err := snapshot.ResolveInRoot(root, rel, true)
-			if err != nil {
-				continue
+			if s, ok := resolve(m); ok {
+				out = append(out, s)
+				n++
 			}
-			fi, err := os.Stat(host)
-			if err != nil {
-				continue
-			}
-			hrel, _ := filepath.Rel(root, host)
-			out = append(out, source{rel: filepath.ToSlash(hrel), info: fi})
-			n++
 		}
 		if n == 0 {
 			return nil, errdefs.NotFound("no source files were specified (%s matched nothing in the build context)", p)
@@ -248,37 +234,38 @@ func matchIn(root string, patterns []string, bc *buildContext, exclude *patternm
 
 // walkSource visits a source and, for a directory, everything under it
 // (symlinks are not followed), in lexical order, skipping excluded paths.
-func walkSource(root string, s source, skip func(rel string) bool, reincludes func(rel string) bool, fn func(rel string, fi fs.FileInfo) error) error {
-	if !s.info.IsDir() {
-		return fn(s.rel, s.info)
+func walkSource(fsys srcFS, s source, skip, reincludes func(rel string) bool, fn func(rel string, fi fs.FileInfo) error) error {
+	if err := fn(s.rel, s.info); err != nil || !s.info.IsDir() {
+		return err
 	}
-	base := filepath.Join(root, s.rel)
-	return filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		ents, err := fsys.ReadDir(dir)
 		if err != nil {
-			return errdefs.System("walk %s: %w", p, err)
+			return errdefs.System("read directory %s: %w", dir, err)
 		}
-		rel, _ := filepath.Rel(root, p)
-		rel = filepath.ToSlash(rel)
-		if p != base && skip != nil && skip(rel) {
-			if !d.IsDir() {
-				return nil
+		for _, fi := range ents {
+			rel := path.Join(dir, fi.Name())
+			if skip != nil && skip(rel) && (!fi.IsDir() || !reincludes(rel)) {
+				continue // a "!" pattern may bring back files below a directory
 			}
-			if !reincludes(rel) {
-				return filepath.SkipDir
+			if err := fn(rel, fi); err != nil {
+				return err
 			}
-			// A "!" pattern may bring back files below: keep the directory.
+			if fi.IsDir() {
+				if err := walk(rel); err != nil {
+					return err
+				}
+			}
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return errdefs.System("stat %s: %w", p, err)
-		}
-		return fn(rel, fi)
-	})
+		return nil
+	}
+	return walk(s.rel)
 }
 
 func (bc *buildContext) skipper(exclude *patternmatcher.PatternMatcher) func(string) bool {
 	return func(rel string) bool {
-		if bc != nil && bc.ignored(rel) {
+		if bc.ignored(rel) {
 			return true
 		}
 		if exclude != nil {
@@ -313,10 +300,10 @@ func (bc *buildContext) digestSources(h io.Writer, srcs []source, exclude *patte
 		var rels []string
 		var infos []fs.FileInfo
 		var lines []string
-		err := walkSource(bc.root, s, bc.skipper(exclude), bc.reincluder(exclude), func(rel string, fi fs.FileInfo) error {
+		err := walkSource(bc.fs, s, bc.skipper(exclude), bc.reincluder(exclude), func(rel string, fi fs.FileInfo) error {
 			link := ""
 			if fi.Mode()&fs.ModeSymlink != 0 {
-				link, _ = os.Readlink(filepath.Join(bc.root, rel))
+				link, _ = bc.fs.ReadLink(rel)
 			}
 			lines = append(lines, fmt.Sprintf("%q %o %q", relTo(s.rel, rel), fi.Mode(), link))
 			if fi.Mode().IsRegular() {
@@ -387,7 +374,7 @@ func (c *copier) destIsDir() bool {
 	return err == nil && fi.IsDir()
 }
 
-func (c *copier) copyAll(ctx context.Context, srcRoot string, srcs []source, bc *buildContext) error {
+func (c *copier) copyAll(ctx context.Context, fsys srcFS, srcs []source, bc *buildContext) error {
 	dest := path.Clean(c.dest)
 	for _, s := range srcs {
 		// A directory's contents go into dest; a file goes into dest/ or
@@ -395,7 +382,7 @@ func (c *copier) copyAll(ctx context.Context, srcRoot string, srcs []source, bc 
 		targetDir, name := dest, ""
 		if !s.info.IsDir() {
 			if c.add && s.info.Mode().IsRegular() {
-				ok, err := c.extractArchive(ctx, filepath.Join(srcRoot, s.rel), dest)
+				ok, err := c.extractArchive(ctx, fsys, s.rel, dest)
 				if err != nil {
 					return err
 				}
@@ -415,7 +402,7 @@ func (c *copier) copyAll(ctx context.Context, srcRoot string, srcs []source, bc 
 		skip, reincludes := bc.skipper(c.exclude), bc.reincluder(c.exclude)
 		pr, pw := io.Pipe()
 		go func() {
-			pw.CloseWithError(c.writeTar(pw, srcRoot, s, name, skip, reincludes))
+			pw.CloseWithError(c.writeTar(pw, fsys, s, name, skip, reincludes))
 		}()
 		err := snapshot.CopyIn(ctx, c.root, targetDir, pr, snapshot.CopyInOptions{KeepOwner: true})
 		pr.CloseWithError(io.ErrClosedPipe)
@@ -428,10 +415,10 @@ func (c *copier) copyAll(ctx context.Context, srcRoot string, srcs []source, bc 
 
 // writeTar streams source s as a tar: a directory's contents with names
 // relative to it, a file under name.
-func (c *copier) writeTar(w io.Writer, srcRoot string, s source, name string, skip, reincludes func(string) bool) error {
+func (c *copier) writeTar(w io.Writer, fsys srcFS, s source, name string, skip, reincludes func(string) bool) error {
 	tw := tar.NewWriter(w)
 	buf := make([]byte, 256<<10)
-	err := walkSource(srcRoot, s, skip, reincludes, func(rel string, fi fs.FileInfo) error {
+	err := walkSource(fsys, s, skip, reincludes, func(rel string, fi fs.FileInfo) error {
 		entry := name
 		if s.info.IsDir() {
 			entry = relTo(s.rel, rel)
@@ -439,11 +426,10 @@ func (c *copier) writeTar(w io.Writer, srcRoot string, s source, name string, sk
 				return nil // the directory itself: dest exists already
 			}
 		}
-		full := filepath.Join(srcRoot, rel)
 		link := ""
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			var err error
-			if link, err = os.Readlink(full); err != nil {
+			if link, err = fsys.ReadLink(rel); err != nil {
 				return errdefs.System("read link %s: %w", rel, err)
 			}
 		} else if !fi.Mode().IsRegular() && !fi.IsDir() {
@@ -466,7 +452,7 @@ func (c *copier) writeTar(w io.Writer, srcRoot string, s source, name string, sk
 			return err
 		}
 		if hdr.Typeflag == tar.TypeReg {
-			f, err := os.Open(full)
+			f, err := fsys.Open(rel)
 			if err != nil {
 				return errdefs.System("open %s: %w", rel, err)
 			}
@@ -516,25 +502,27 @@ func (c *copier) writeContent(ctx context.Context, name, data string) error {
 
 // extractArchive unpacks a local tar (plain, gzip, bzip2 or zstd) into dest
 // for ADD; ok is false when the file is no archive.
-func (c *copier) extractArchive(ctx context.Context, file, dest string) (bool, error) {
-	f, err := os.Open(file)
+func (c *copier) extractArchive(ctx context.Context, fsys srcFS, rel, dest string) (bool, error) {
+	f, err := fsys.Open(rel)
 	if err != nil {
-		return false, errdefs.System("open %s: %w", file, err)
+		return false, errdefs.System("open %s: %w", rel, err)
 	}
-	defer f.Close()
 	dr, _, err := image.Decompress(f)
 	if err != nil {
+		f.Close()
 		return false, nil
 	}
 	head := make([]byte, 512)
 	n, _ := io.ReadFull(dr, head)
 	dr.Close()
+	f.Close()
 	if n < 512 || !looksLikeTar(head) {
 		return false, nil
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return false, errdefs.System("read %s: %w", file, err)
+	if f, err = fsys.Open(rel); err != nil {
+		return false, errdefs.System("open %s: %w", rel, err)
 	}
+	defer f.Close()
 	if dr, _, err = image.Decompress(f); err != nil {
 		return false, err
 	}
