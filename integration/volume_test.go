@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -343,4 +344,58 @@ func TestVolumeDiskUsage(t *testing.T) {
 		t.Fatalf("system df volumes: %+v", df.Volumes)
 	}
 	must(t, d.Berth("volume", "rm", "sized"))
+}
+
+// TestVolumeAPI checks what clients other than the CLIs see: status codes,
+// never-null lists, filter errors and the pre-1.42 prune.
+func TestVolumeAPI(t *testing.T) {
+	d := newDaemon(t)
+	hc := d.HTTPClient()
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://berth"+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b := new(strings.Builder)
+		if _, err := io.Copy(b, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, b.String()
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		contains           string
+	}{
+		{"GET", "/v1.47/volumes", "", 200, `"Volumes":[]`},
+		{"POST", "/v1.47/volumes/create", `{"Name":"api-vol","Labels":{"k":"v"}}`, 201, `"Name":"api-vol"`},
+		{"POST", "/v1.47/volumes/create", `{"Name":"api-vol"}`, 201, `"Labels":{"k":"v"}`}, // existing name: returned as is
+		{"POST", "/v1.47/volumes/create", `{}`, 201, `"Scope":"local"`},
+		{"POST", "/v1.47/volumes/create", `{"Name":"bad/name"}`, 400, "invalid characters"},
+		{"POST", "/v1.47/volumes/create", `{"Name":"x"}`, 400, "too short"},
+		{"POST", "/v1.47/volumes/create", `{"Name":"p1","Driver":"someplugin"}`, 404, "plugin"},
+		{"POST", "/v1.47/volumes/create", `{"Name":`, 400, "invalid JSON"},
+		{"GET", "/v1.47/volumes/api-vol", "", 200, `"Mountpoint":"` + filepath.Join(d.DataRoot, "volumes", "api-vol", "_data")},
+		{"GET", "/v1.47/volumes/nope", "", 404, "no such volume"},
+		{"GET", `/v1.47/volumes?filters={"bogus":["1"]}`, "", 400, "invalid filter"},
+		{"GET", `/v1.47/volumes?filters={"label":{"k=v":true}}`, "", 200, `"api-vol"`},
+		{"PUT", "/v1.47/volumes/api-vol?version=1", "{}", 400, "cluster"},
+		{"DELETE", "/v1.47/volumes/nope", "", 404, "no such volume"},
+		{"DELETE", "/v1.47/volumes/nope?force=1", "", 204, ""},
+		{"POST", "/v1.47/volumes/prune", "", 200, `"VolumesDeleted":[]`}, // 1.42+: anonymous only
+		{"POST", "/v1.41/volumes/prune", "", 200, `"api-vol"`},           // before 1.42: all unused
+		{"GET", "/v1.47/volumes", "", 200, `"Volumes":[]`},
+	} {
+		code, body := call(tc.method, tc.path, tc.body)
+		if code != tc.code || !strings.Contains(body, tc.contains) {
+			t.Errorf("%s %s %s: %d %s, want %d containing %q", tc.method, tc.path, tc.body, code, body, tc.code, tc.contains)
+		}
+	}
 }
