@@ -8,7 +8,8 @@
 //	├── metadata.db                  bbolt: see package metadata
 //	├── content/blobs/sha256/<hex>   immutable blobs (package content)
 //	├── snapshots/                   overlay layers and container writable layers (package snapshot)
-//	└── containers/<id>/             <id>-json.log, hostname, hosts, resolv.conf
+//	├── volumes/<name>/_data         named and anonymous volumes (package volume)
+//	└── containers/<id>/             <id>-json.log, hostname, hosts, resolv.conf, mounts.json (planned mounts)
 //
 //	<exec-root>/                     (default /run/berth, tmpfs: gone after a reboot)
 //	├── berth.sock                   Engine API socket (0660)
