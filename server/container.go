@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/berth-dev/berth/daemon"
 	"github.com/berth-dev/berth/errdefs"
@@ -245,7 +244,6 @@ func (s *Server) getContainerLogs(ctx context.Context, w http.ResponseWriter, r 
 	fw := newFlushWriter(w)
 	fw.Header().Set("Content-Type", streamContentType(apiVersion(ctx), tty))
 	fw.WriteHeader(http.StatusOK)
-	var stdout, stderr = fw, fw
 	outW, errW := newFrameWriters(fw)
 	return s.daemon.ContainerLogs(ctx, v["id"], o, func(m daemon.LogMessage) error {
 		line := m.Line
@@ -253,14 +251,13 @@ func (s *Server) getContainerLogs(ctx context.Context, w http.ResponseWriter, r 
 			line = append([]byte(m.Time.UTC().Format(fixedRFC3339Nano)+" "), line...)
 		}
 		if tty {
-			_, err := stdout.Write(line)
+			_, err := fw.Write(line)
 			return err
 		}
 		if m.Stream == "stderr" {
 			_, err := errW.Write(line)
 			return err
 		}
-		_ = stderr
 		_, err := outW.Write(line)
 		return err
 	})
@@ -284,5 +281,3 @@ func (s *Server) deleteContainer(ctx context.Context, w http.ResponseWriter, r *
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-
-var _ = time.Second

@@ -76,8 +76,7 @@ func (h *hijacked) streams(tty bool) (stdout, stderr io.Writer) {
 	if tty {
 		return h.conn, h.conn
 	}
-	mu := &sync.Mutex{}
-	return &frameWriter{w: h.conn, stream: 1, mu: mu}, &frameWriter{w: h.conn, stream: 2, mu: mu}
+	return newFrameWriters(h.conn)
 }
 
 // frameWriter writes stdcopy frames: [stream,0,0,0,size uint32 BE] payload.
