@@ -66,15 +66,11 @@ func (s *Server) postExecStart(ctx context.Context, w http.ResponseWriter, r *ht
 }
 
 func (s *Server) postExecResize(ctx context.Context, w http.ResponseWriter, r *http.Request, v map[string]string) error {
-	h, err := intValue(r, "h", 0)
+	h, wd, err := terminalSize(r)
 	if err != nil {
 		return err
 	}
-	wd, err := intValue(r, "w", 0)
-	if err != nil {
-		return err
-	}
-	if err := s.daemon.ExecResize(v["id"], uint16(h), uint16(wd)); err != nil {
+	if err := s.daemon.ExecResize(v["id"], h, wd); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

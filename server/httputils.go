@@ -55,6 +55,22 @@ func intValue(r *http.Request, name string, def int) (int, error) {
 	return n, nil
 }
 
+// terminalSize reads resize's h and w (0 to 65535).
+func terminalSize(r *http.Request) (height, width uint16, err error) {
+	h, err := intValue(r, "h", 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	w, err := intValue(r, "w", 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	if h < 0 || w < 0 || h > 65535 || w > 65535 {
+		return 0, 0, errdefs.InvalidArgument("invalid terminal size %dx%d", h, w)
+	}
+	return uint16(h), uint16(w), nil
+}
+
 // filters is the decoded "filters" parameter: key -> values.
 type filters map[string][]string
 
