@@ -229,6 +229,14 @@ func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, finish f
 		return Layer{}, err
 	}
 	l := Layer{ChainID: ChainID(parent, diffID), DiffID: diffID, Parent: parent, Blob: blob, Size: size}
+	out, ok, err := s.commitExtracted(ctx, key, l)
+	committed = ok
+	return out, err
+}
+
+// commitExtracted commits the extract snapshot key as layer l and records
+// it, or returns the layer already there; ok says key was consumed.
+func (s *Store) commitExtracted(ctx context.Context, key string, l Layer) (_ Layer, ok bool, _ error) {
 	// Two unpacks of the same layer may finish together: the check, the
 	// snapshot commit and the record go as one step, and GC waits for it.
 	s.mu.RLock()
@@ -236,28 +244,27 @@ func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, finish f
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if existing, ok := s.existingLayer(l.ChainID); ok {
-		return existing, nil
+		return existing, false, nil
 	}
-	if !s.cs.Exists(ctx, blob.Digest) {
+	if !s.cs.Exists(ctx, l.Blob.Digest) {
 		// An rmi of an image that had the same blob removed it meanwhile.
-		return Layer{}, errdefs.Unavailable("layer blob %s was removed while unpacking; try again", blob.Digest)
+		return Layer{}, false, errdefs.Unavailable("layer blob %s was removed while unpacking; try again", l.Blob.Digest)
 	}
 	if _, err := s.sn.Stat(ctx, l.ChainID); err == nil {
 		// A committed snapshot without its record (a crash between the
 		// two): replace it with this complete one.
 		if err := s.sn.Remove(ctx, l.ChainID); err != nil {
-			return Layer{}, err
+			return Layer{}, false, err
 		}
 	}
 	if err := s.sn.Commit(ctx, l.ChainID, key); err != nil {
-		return Layer{}, err
+		return Layer{}, false, err
 	}
-	committed = true
 	l.hold = s.hold(l.ChainID)
 	if err := s.db.Update(func(tx *bolt.Tx) error { return putLayer(tx, &l) }); err != nil {
-		return Layer{}, errdefs.System("record layer %s: %w", l.ChainID, err)
+		return Layer{}, true, errdefs.System("record layer %s: %w", l.ChainID, err)
 	}
-	return l, nil
+	return l, true, nil
 }
 
 // existingLayer returns a recorded layer whose snapshot exists, holding it
