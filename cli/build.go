@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,7 +102,6 @@ func buildArgsMap(values []string) map[string]*string {
 }
 
 func (c *CLI) runBuild(cmd *cobra.Command, contextArg string, o buildOptions) error {
-	ctx := cmd.Context()
 	var buildCtx io.Reader
 	dockerfileName := o.file
 	switch {
@@ -128,6 +128,9 @@ func (c *CLI) runBuild(cmd *cobra.Command, contextArg string, o buildOptions) er
 				return err
 			}
 		}
+		if handled, err := c.buildLocalDir(cmd, contextArg, o); handled {
+			return err
+		}
 		r, name, err := contextFromDir(contextArg, o.file, dfContent)
 		if err != nil {
 			return err
@@ -135,11 +138,46 @@ func (c *CLI) runBuild(cmd *cobra.Command, contextArg string, o buildOptions) er
 		buildCtx, dockerfileName = r, name
 	}
 
+	return c.sendBuild(cmd, buildCtx, dockerfileName, "", o)
+}
+
+// buildLocalDir is berth's fast path for a directory context when berthd
+// listens on a local unix socket: the daemon reads the directory in place
+// (remote=dir:<abs path>), so an unchanged context is neither sent nor
+// re-read (its file hashes are cached by path, size, mtime and inode).
+// handled is false, and the caller sends a tar, when the path does not
+// apply or the daemon refuses it (e.g. dockerd). BERTH_BUILD_SEND_CONTEXT=1
+// turns it off.
+func (c *CLI) buildLocalDir(cmd *cobra.Command, dir string, o buildOptions) (handled bool, err error) {
+	if o.file == "-" || !strings.HasPrefix(c.Host(), "unix://") || os.Getenv("BERTH_BUILD_SEND_CONTEXT") != "" {
+		return false, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false, nil
+	}
+	df := ""
+	if o.file != "" {
+		if df, err = filepath.Abs(o.file); err != nil {
+			return false, nil
+		}
+	}
+	err = c.sendBuild(cmd, http.NoBody, df, "dir:"+abs, o)
+	var se StatusError
+	if err != nil && !errors.As(err, &se) {
+		return false, nil // refused before the build started: send the context instead
+	}
+	return true, err
+}
+
+// sendBuild posts the build and renders its output stream.
+func (c *CLI) sendBuild(cmd *cobra.Command, buildCtx io.Reader, dockerfileName, remote string, o buildOptions) error {
+	ctx := cmd.Context()
 	api, err := c.Client()
 	if err != nil {
 		return err
 	}
-	if !o.quiet {
+	if !o.quiet && remote == "" {
 		buildCtx = &contextCounter{r: buildCtx, done: func(n int64) {
 			fmt.Fprintf(c.out, "Sending build context to Berth daemon  %s\n", units.HumanSize(float64(n)))
 		}}
@@ -154,7 +192,7 @@ func (c *CLI) runBuild(cmd *cobra.Command, contextArg string, o buildOptions) er
 		Memory: o.memory.Value(), MemorySwap: o.memorySwap.Value(), Dockerfile: dockerfileName,
 		BuildArgs: buildArgsMap(o.buildArgs), Labels: labels, CacheFrom: o.cacheFrom,
 		ExtraHosts: o.addHosts, Target: o.target, Version: build.BuilderV1,
-		AuthConfigs: map[string]registry.AuthConfig{},
+		AuthConfigs: map[string]registry.AuthConfig{}, RemoteContext: remote,
 	}
 	if o.platform != "" {
 		p, err := parsePlatform(o.platform)

@@ -14,8 +14,9 @@ import (
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
-// buildCLI runs `berth build` or `DOCKER_BUILDKIT=0 docker build` (the
-// classic protocol) against the same berthd.
+// buildCLI runs `berth build` (reading a local context in place, or sending
+// it as a tar) or `DOCKER_BUILDKIT=0 docker build` (the classic protocol)
+// against the same berthd.
 type buildCLI struct {
 	name string
 	run  func(args ...string) testutil.Result
@@ -31,7 +32,10 @@ func newBuildDaemon(t *testing.T) *testutil.Daemon {
 }
 
 func buildCLIs(t *testing.T, d *testutil.Daemon) []buildCLI {
-	out := []buildCLI{{name: "berth", run: d.Berth}}
+	out := []buildCLI{{name: "berth", run: d.Berth}, {name: "berth-tar", run: func(args ...string) testutil.Result {
+		// the berth CLI sending the context as a tar, as it does to a remote daemon
+		return testutil.Run(t, []string{"BERTH_HOST=" + d.Host(), "BERTH_BUILD_SEND_CONTEXT=1"}, nil, testutil.Bin(t, "berth"), args...)
+	}}}
 	for _, p := range []string{"/usr/local/bin/docker", "/usr/bin/docker"} {
 		if _, err := os.Stat(p); err == nil {
 			cfg := filepath.Join(d.Root, "docker-config")
