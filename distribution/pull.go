@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -248,52 +249,142 @@ func (s *Service) pullLayers(ctx context.Context, rc *repoClient, descs []ocispe
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make([]chan error, len(descs))
-	sem := make(chan struct{}, s.cfg.MaxConcurrentDownloads)
-	for i := have + 1; i < len(descs); i++ {
-		done[i] = make(chan error, 1)
-		go func(i int) {
-			d := descs[i]
-			select {
-			case sem <- struct{}{}:
-			default:
-				progress(Progress{ID: shortID(d.Digest), Status: "Waiting", Detail: true})
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					done[i] <- ctx.Err()
-					return
-				}
+	n := len(descs)
+	// committed[i] closes once layers[i] or errs[i] is set.
+	committed := make([]chan struct{}, n)
+	errs := make([]error, n)
+	for i := 0; i <= have; i++ {
+		committed[i] = make(chan struct{})
+		close(committed[i])
+	}
+	for i := have + 1; i < n; i++ {
+		committed[i] = make(chan struct{})
+	}
+	j := &pullJob{s: s, rc: rc, descs: descs, diffIDs: diffIDs, chainIDs: chainIDs, layers: layers, errs: errs,
+		committed: committed, progress: progress, cancel: cancel,
+		dl: make(chan struct{}, s.cfg.MaxConcurrentDownloads), unpack: make(chan struct{}, max(2, goruntime.NumCPU()))}
+	for i := have + 1; i < n; i++ {
+		go j.layer(ctx, i)
+	}
+	for i := have + 1; i < n; i++ {
+		<-committed[i]
+		if errs[i] != nil {
+			cancel()
+			for k := i + 1; k < n; k++ {
+				<-committed[k]
 			}
-			err := s.download(ctx, rc, d, progress)
-			<-sem
-			done[i] <- err
-		}(i)
+			return nil, firstError(errs)
+		}
+		progress(Progress{ID: shortID(descs[i].Digest), Status: "Pull complete", Detail: true})
 	}
-	parent := ""
-	if have >= 0 {
-		parent = chainIDs[have]
+	return layers, nil
+}
+
+// pullJob is one pull's layers in flight: each layer downloads (bounded
+// by dl), unpacks on its own (bounded by unpack), then waits for the layer
+// below and is committed on it. So downloads, unpacks and commits overlap
+// and the layers of one image unpack in parallel.
+type pullJob struct {
+	s          *Service
+	rc         *repoClient
+	descs      []ocispec.Descriptor
+	diffIDs    []digest.Digest
+	chainIDs   []string
+	layers     []image.Layer
+	errs       []error
+	committed  []chan struct{}
+	progress   ProgressFunc
+	cancel     context.CancelFunc
+	dl, unpack chan struct{}
+}
+
+func (j *pullJob) layer(ctx context.Context, i int) {
+	defer close(j.committed[i])
+	l, err := j.run(ctx, i)
+	j.layers[i], j.errs[i] = l, err
+	if err != nil {
+		j.cancel()
 	}
-	for i := have + 1; i < len(descs); i++ {
-		if err := <-done[i]; err != nil {
+}
+
+func acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (j *pullJob) run(ctx context.Context, i int) (image.Layer, error) {
+	d := j.descs[i]
+	id := shortID(d.Digest)
+	select {
+	case j.dl <- struct{}{}:
+	default:
+		j.progress(Progress{ID: id, Status: "Waiting", Detail: true})
+		if err := acquire(ctx, j.dl); err != nil {
+			return image.Layer{}, err
+		}
+	}
+	err := j.s.download(ctx, j.rc, d, j.progress)
+	<-j.dl
+	if err != nil {
+		return image.Layer{}, err
+	}
+	// A concurrent pull of the same chain shares this unpack.
+	v, err, _ := j.s.unpacks.Do(j.chainIDs[i], func() (any, error) {
+		if l, ok := j.s.store.Layer(ctx, j.chainIDs[i]); ok {
+			return l, nil
+		}
+		if err := acquire(ctx, j.unpack); err != nil {
 			return nil, err
 		}
-		d := descs[i]
-		id := shortID(d.Digest)
-		progress(Progress{ID: id, Status: "Extracting", Current: d.Size, Total: d.Size, Detail: true})
-		v, err, _ := s.unpacks.Do(chainIDs[i], func() (any, error) {
-			desc := d
-			desc.MediaType = layerMediaType(d.MediaType)
-			return s.store.ApplyLayerBlob(ctx, parent, desc, diffIDs[i])
-		})
+		j.progress(Progress{ID: id, Status: "Extracting", Current: d.Size, Total: d.Size, Detail: true})
+		desc := d
+		desc.MediaType = layerMediaType(d.MediaType)
+		st, err := j.s.store.StageLayerBlob(ctx, desc, j.diffIDs[i])
+		<-j.unpack
 		if err != nil {
 			return nil, err
 		}
-		layers[i] = v.(image.Layer)
-		parent = layers[i].ChainID
-		progress(Progress{ID: id, Status: "Pull complete", Detail: true})
+		parent := ""
+		if i > 0 {
+			select {
+			case <-j.committed[i-1]:
+			case <-ctx.Done():
+				j.s.store.Discard(context.WithoutCancel(ctx), st)
+				return nil, ctx.Err()
+			}
+			if j.errs[i-1] != nil {
+				j.s.store.Discard(context.WithoutCancel(ctx), st)
+				return nil, j.errs[i-1]
+			}
+			parent = j.layers[i-1].ChainID
+		}
+		return j.s.store.CommitStaged(ctx, parent, st)
+	})
+	if err != nil {
+		return image.Layer{}, err
 	}
-	return layers, nil
+	return v.(image.Layer), nil
+}
+
+// firstError prefers a real failure over the cancellations it caused.
+func firstError(errs []error) error {
+	var first error
+	for _, e := range errs {
+		if e == nil {
+			continue
+		}
+		if !errors.Is(e, context.Canceled) {
+			return e
+		}
+		if first == nil {
+			first = e
+		}
+	}
+	return first
 }
 
 // layerMediaType keeps the manifest's layer type in the image's layer record.
