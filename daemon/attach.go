@@ -78,7 +78,7 @@ func (d *Daemon) ContainerAttach(ctx context.Context, ref string, o AttachOption
 		return err
 	}
 	if o.Logs {
-		err := d.readLogs(ctx, c, LogsOptions{Stdout: o.Stdout != nil, Stderr: o.Stderr != nil}, func(m LogMessage) error {
+		err := d.readLogs(ctx, c, LogsOptions{Stdout: o.Stdout != nil, Stderr: o.Stderr != nil, Tail: -1}, func(m LogMessage) error {
 			w := o.Stdout
 			if m.Stream == "stderr" {
 				w = o.Stderr

@@ -33,6 +33,18 @@ const (
 	mediaMultiplexed = "application/vnd.docker.multiplexed-stream"
 )
 
+// compatDaemon starts berthd on a private bridge and subnet (cleaned up
+// with the daemon), optionally with the busybox fixture imported.
+func compatDaemon(t *testing.T, busybox bool) *testutil.Daemon {
+	t.Helper()
+	net := testutil.FreeNetwork(t, 0)
+	d := testutil.StartDaemon(t, net.Args()...)
+	if busybox {
+		d.ImportBusybox()
+	}
+	return d
+}
+
 // sdk returns a Go SDK client for d (API version negotiated with /_ping).
 func sdk(t *testing.T, d *testutil.Daemon) *client.Client {
 	t.Helper()
@@ -202,7 +214,7 @@ func waitC(t *testing.T, c *client.Client, id string, cond container.WaitConditi
 // TestCompatSystem covers /_ping, /version, /info, the version prefix and
 // the answers for routes that do not exist.
 func TestCompatSystem(t *testing.T) {
-	d := testutil.StartDaemon(t)
+	d := compatDaemon(t, false)
 	c := sdk(t, d)
 	ctx := testCtx(t)
 
@@ -337,7 +349,7 @@ func TestCompatSystem(t *testing.T) {
 // TestCompatContainerStatuses walks a container through every endpoint and
 // checks the status codes and bodies clients branch on.
 func TestCompatContainerStatuses(t *testing.T) {
-	d := newDaemon(t)
+	d := compatDaemon(t, true)
 	c := sdk(t, d)
 	ctx := testCtx(t)
 
@@ -495,7 +507,7 @@ func TestCompatContainerStatuses(t *testing.T) {
 // TestCompatListAndInspectShape checks ps and inspect JSON field by field,
 // filters in both shapes and the boolean spellings.
 func TestCompatListAndInspectShape(t *testing.T) {
-	d := newDaemon(t)
+	d := compatDaemon(t, true)
 	c := sdk(t, d)
 	ctx := testCtx(t)
 	run := createC(t, c, "ps-running", &container.Config{Cmd: []string{"sleep", "1000"}, Labels: map[string]string{"app": "web", "tier": "front"}}, nil)
@@ -635,7 +647,7 @@ func sortStrings(s []string) {
 // TestCompatWait covers the three wait conditions and the ordering the Go
 // client relies on: the wait's header arrives before start is sent.
 func TestCompatWait(t *testing.T) {
-	d := newDaemon(t)
+	d := compatDaemon(t, true)
 	c := sdk(t, d)
 	ctx := testCtx(t)
 
@@ -735,7 +747,7 @@ func TestCompatWait(t *testing.T) {
 // TestCompatAttach covers attach before start, stdin half-close, and the
 // hijack handshake with and without Upgrade across versions and TTY.
 func TestCompatAttach(t *testing.T) {
-	d := newDaemon(t)
+	d := compatDaemon(t, true)
 	c := sdk(t, d)
 	ctx := testCtx(t)
 
@@ -858,7 +870,7 @@ func TestCompatAttach(t *testing.T) {
 // TestCompatExec covers exec create/start/inspect: streams, half-close, exit
 // codes recorded before the stream closes, TTY, detach and errors.
 func TestCompatExec(t *testing.T) {
-	d := newDaemon(t)
+	d := compatDaemon(t, true)
 	c := sdk(t, d)
 	ctx := testCtx(t)
 	id := createC(t, c, "x-host", &container.Config{Cmd: []string{"sleep", "1000"}}, nil)
@@ -1025,7 +1037,7 @@ func TestCompatExec(t *testing.T) {
 // TestCompatLogs covers logs on running and exited containers with every
 // parameter, in both framings.
 func TestCompatLogs(t *testing.T) {
-	d := newDaemon(t)
+	d := compatDaemon(t, true)
 	c := sdk(t, d)
 	ctx := testCtx(t)
 
@@ -1062,7 +1074,7 @@ func TestCompatLogs(t *testing.T) {
 		{"stdout=1&stderr=1&tail=0", "", ""},
 		{"stdout=1&stderr=1&tail=all", "o1\no2\no3\n", "e1\ne2\n"},
 		{"stdout=1&stderr=1&follow=1", "o1\no2\no3\n", "e1\ne2\n"},
-		{"stdout=1&stderr=1&follow=true&tail=1", "o3\n", ""},
+		{"stdout=1&follow=true&tail=1", "o3\n", ""},
 		{"stdout=1&stderr=1&since=" + fmt.Sprint(time.Now().Add(time.Hour).Unix()), "", ""},
 		{"stdout=1&stderr=1&until=" + fmt.Sprint(time.Now().Add(-time.Hour).Unix()), "", ""},
 		{"stdout=1&stderr=1&since=" + fmt.Sprint(time.Now().Add(-time.Hour).Unix()) + ".000000001", "o1\no2\no3\n", "e1\ne2\n"},
@@ -1166,7 +1178,7 @@ func TestCompatLogs(t *testing.T) {
 // TestCompatEvents covers the event stream: filters in both shapes,
 // since/until replay, the die event's attributes and live delivery.
 func TestCompatEvents(t *testing.T) {
-	d := newDaemon(t)
+	d := compatDaemon(t, true)
 	c := sdk(t, d)
 	ctx := testCtx(t)
 	since := time.Now() // after the busybox import's event
@@ -1293,7 +1305,7 @@ func TestCompatEvents(t *testing.T) {
 // TestCompatSocketInContainer bind-mounts the API socket into a container
 // and drives the daemon from inside, as Testcontainers' reaper does.
 func TestCompatSocketInContainer(t *testing.T) {
-	d := newDaemon(t)
+	d := compatDaemon(t, true)
 	docker := testutil.DockerCLI(t)
 	c := sdk(t, d)
 	ctx := testCtx(t)
@@ -1332,7 +1344,7 @@ echo removed`
 // decoding path: each must be answered (4xx for garbage, never a 5xx), and
 // the daemon must keep serving without a panic in its log.
 func TestCompatHostileInput(t *testing.T) {
-	d := newDaemon(t)
+	d := compatDaemon(t, true)
 	c := sdk(t, d)
 	host := createC(t, c, "h-host", &container.Config{Cmd: []string{"sleep", "1000"}}, nil)
 	t.Cleanup(func() { removeC(t, c, host) })
@@ -1459,5 +1471,104 @@ func TestCompatHostileInput(t *testing.T) {
 	}
 	if log := d.Log(); strings.Contains(log, "panic") || strings.Contains(log, "goroutine ") {
 		t.Fatalf("berthd log shows a panic:\n%s", log)
+	}
+}
+
+// TestCompatEdgeStates covers answers that depend on a container's state:
+// paused, created, exited with a log to replay, and boolean spellings of
+// force.
+func TestCompatEdgeStates(t *testing.T) {
+	d := compatDaemon(t, true)
+	c := sdk(t, d)
+	ctx := testCtx(t)
+
+	// attach?logs=1&stream=0 replays the log of an exited container and ends.
+	done := createC(t, c, "e-done", &container.Config{Cmd: []string{"sh", "-c", "echo replay; echo replay-err >&2"}}, nil)
+	t.Cleanup(func() { removeC(t, c, done) })
+	startC(t, c, done)
+	waitC(t, c, done, container.WaitConditionNotRunning)
+	att, err := c.ContainerAttach(ctx, done, client.ContainerAttachOptions{Logs: true, Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o, e bytes.Buffer
+	if _, err := stdcopy.StdCopy(&o, &e, att.Reader); err != nil {
+		t.Fatal(err)
+	}
+	att.Close()
+	if o.String() != "replay\n" || e.String() != "replay-err\n" {
+		t.Errorf("attach logs=1 stream=0: %q %q", o.String(), e.String())
+	}
+
+	// restart of a created container starts it.
+	run := createC(t, c, "e-run", &container.Config{Cmd: []string{"sleep", "1000"}}, nil)
+	t.Cleanup(func() { removeC(t, c, run) })
+	if r := raw(t, d, "POST", "/containers/e-run/restart?t=0", ""); r.status != 204 {
+		t.Fatalf("restart of a created container: %d %s", r.status, r.body)
+	}
+	if ir, _ := c.ContainerInspect(ctx, run, client.ContainerInspectOptions{}); !ir.Container.State.Running {
+		t.Fatalf("restart of a created container left it %s", ir.Container.State.Status)
+	}
+	// Paused: attach and exec are conflicts, answered before any hijack.
+	if r := raw(t, d, "POST", "/containers/e-run/pause", ""); r.status != 204 {
+		t.Fatalf("pause: %d %s", r.status, r.body)
+	}
+	for _, q := range []struct{ path, body string }{
+		{"/containers/e-run/attach?stream=1&stdout=1", ""},
+		{"/containers/e-run/exec", `{"Cmd":["true"]}`},
+		{"/containers/e-run/start", ""},
+	} {
+		r := raw(t, d, "POST", q.path, q.body)
+		if q.path == "/containers/e-run/start" {
+			// dockerd: a paused container is running, so start is 304.
+			if r.status != 304 && r.status != 409 {
+				t.Errorf("start of a paused container: %d %s", r.status, r.body)
+			}
+			continue
+		}
+		if r.status != 409 {
+			t.Errorf("POST %s on a paused container: %d %s", q.path, r.status, r.body)
+		} else {
+			r.message(t)
+		}
+	}
+	// stop of a paused container works (it is thawed to die).
+	zero := 0
+	if _, err := c.ContainerStop(ctx, run, client.ContainerStopOptions{Timeout: &zero}); err != nil {
+		t.Errorf("stop of a paused container: %v", err)
+	}
+	if ir, _ := c.ContainerInspect(ctx, run, client.ContainerInspectOptions{}); ir.Container.State.Running || ir.Container.State.Paused {
+		t.Errorf("after stop: %+v", ir.Container.State)
+	}
+	// force spelled as a boolean: "no" is false, "True" is true.
+	startC(t, c, run)
+	if r := raw(t, d, "DELETE", "/containers/e-run?force=no", ""); r.status != 409 {
+		t.Errorf("rm force=no of a running container: %d %s", r.status, r.body)
+	}
+	if r := raw(t, d, "DELETE", "/containers/e-run?force=True", ""); r.status != 204 {
+		t.Errorf("rm force=True: %d %s", r.status, r.body)
+	}
+	// stop with a signal by name; the exit code says which one arrived.
+	sig := createC(t, c, "e-sig", &container.Config{Cmd: []string{"sh", "-c", "trap 'exit 42' USR1; while :; do sleep 0.1; done"}}, nil)
+	t.Cleanup(func() { removeC(t, c, sig) })
+	startC(t, c, sig)
+	if _, err := c.ContainerStop(ctx, sig, client.ContainerStopOptions{Signal: "SIGUSR1"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitC(t, c, sig, container.WaitConditionNotRunning); code != 42 {
+		t.Errorf("stop --signal USR1: exit %d", code)
+	}
+	// events with until in the future end once it passes.
+	until := time.Now().Add(time.Second)
+	er := c.Events(ctx, client.EventsListOptions{Until: fmt.Sprint(until.Unix())})
+	for end := false; !end; {
+		select {
+		case <-er.Messages:
+		case err := <-er.Err:
+			if err != io.EOF {
+				t.Errorf("events until the future: %v", err)
+			}
+			end = true
+		}
 	}
 }

@@ -268,3 +268,32 @@ func FuzzHijackHeaders(f *testing.F) {
 		}
 	})
 }
+
+func FuzzRegistryAuth(f *testing.F) {
+	for _, s := range []string{
+		"", "e30", "e30=", "{}", "not base64!", "eyJ1c2VybmFtZSI6ImEiLCJwYXNzd29yZCI6ImIifQ",
+		"eyJhdXRoIjoiWVRwaSJ9", "eyJhdXRoIjoiISEhIn0", "bnVsbA", "W10",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		r := httptest.NewRequest(http.MethodPost, "/images/create", nil)
+		r.Header.Set("X-Registry-Auth", h)
+		registryAuth(r) // undecodable means anonymous; it must never panic
+	})
+}
+
+func FuzzPlatformParam(f *testing.F) {
+	for _, s := range []string{
+		"", "linux", "linux/amd64", "linux/arm64/v8", "windows/amd64", "/", "//", "linux/amd64/v8/extra",
+		`{"os":"linux","architecture":"amd64"}`, `{"os":5}`, `{`, `{"architecture":"arm","variant":"v7"}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		r := httptest.NewRequest(http.MethodPost, "/images/create", nil)
+		r.URL.RawQuery = "platform=" + url.QueryEscape(v)
+		_, err := platformParam(r)
+		require4xx(t, "platform "+v, err)
+	})
+}
