@@ -69,13 +69,35 @@ var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 func ValidName(name string) bool { return validName.MatchString(name) }
 
 // NewStore opens the volume store rooted at root (<data-root>/volumes) and
-// repairs what a crash may have left: directories without a record are
-// removed, records without a directory get an empty one.
+// finishes what a crash may have cut short: a removal whose directory was
+// already renamed away is completed, a create that never wrote its record
+// is undone, and a record that lost its directory gets an empty one.
+// Anything else found there is left alone (with a warning): the store only
+// ever deletes directories it can tell it made.
 func NewStore(root string, db *bolt.DB) (*Store, error) {
 	if err := os.MkdirAll(root, 0o701); err != nil {
 		return nil, errdefs.System("create volume root %s: %w", root, err)
 	}
 	s := &Store{root: root, db: db, refs: map[string]map[string]struct{}{}, copying: map[string]*sync.Mutex{}}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, errdefs.System("read volume root %s: %w", root, err)
+	}
+	// A removal renames the directory to .remove-<name>-<rand> before it
+	// deletes the record: roll it forward.
+	for _, e := range entries {
+		name, ok := removedName(e.Name())
+		if !ok {
+			continue
+		}
+		err := db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(metadata.BucketVolumes).Delete([]byte(name))
+		})
+		if err != nil {
+			return nil, errdefs.System("finish removal of volume %s: %w", name, err)
+		}
+		s.removeLogged(filepath.Join(root, e.Name()))
+	}
 	known := map[string]bool{}
 	for _, v := range s.list() {
 		known[v.Name] = true
@@ -83,22 +105,53 @@ func NewStore(root string, db *bolt.DB) (*Store, error) {
 			return nil, errdefs.System("recreate directory of volume %s: %w", v.Name, err)
 		}
 	}
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return nil, errdefs.System("read volume root %s: %w", root, err)
-	}
 	for _, e := range entries {
-		if known[e.Name()] {
-			continue
-		}
-		// Never committed, so nothing of a user's is lost. A directory we
-		// cannot clear (a mount that will not go) is left for the next
-		// start rather than keeping the daemon down.
-		if err := s.removeDir(filepath.Join(root, e.Name())); err != nil {
-			slog.Warn("remove volume directory without a record", "path", filepath.Join(root, e.Name()), "error", err)
+		path := filepath.Join(root, e.Name())
+		switch {
+		case known[e.Name()]:
+		case strings.HasPrefix(e.Name(), ".remove-"):
+		case strings.HasPrefix(e.Name(), ".create-"), ValidName(e.Name()) && isFreshVolumeDir(path):
+			// A create cut short before (or just after) its rename: never
+			// committed, and nothing was written into it.
+			s.removeLogged(path)
+		default:
+			slog.Warn("volume store: leaving alone an entry it did not make", "path", path)
 		}
 	}
 	return s, nil
+}
+
+// removedName reads the volume name out of ".remove-<name>-<rand>".
+func removedName(entry string) (string, bool) {
+	rest, ok := strings.CutPrefix(entry, ".remove-")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndexByte(rest, '-')
+	if i <= 0 {
+		return "", false
+	}
+	return rest[:i], ValidName(rest[:i])
+}
+
+// isFreshVolumeDir reports whether dir is exactly what makeDir builds: a
+// directory holding nothing but an empty _data.
+func isFreshVolumeDir(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 || entries[0].Name() != "_data" || !entries[0].IsDir() {
+		return false
+	}
+	empty, err := isEmptyDir(filepath.Join(dir, "_data"))
+	return err == nil && empty
+}
+
+// removeLogged removes a directory the store made; one it cannot clear (a
+// mount that will not go) is left for the next start rather than keeping
+// the daemon down.
+func (s *Store) removeLogged(dir string) {
+	if err := s.removeDir(dir); err != nil {
+		slog.Warn("volume store: cannot remove a leftover directory", "path", dir, "error", err)
+	}
 }
 
 // Root is the directory holding every volume.
@@ -186,8 +239,12 @@ func (s *Store) makeDir(name string) error {
 	}
 	final := filepath.Join(s.root, name)
 	if _, err := os.Lstat(final); err == nil {
-		// A directory without a record (made by hand, or left by a crash
-		// since start-up): never committed, so it holds nothing of ours.
+		// A directory without a record: ours only if it is exactly what
+		// this function builds; anything else is not ours to delete.
+		if !isFreshVolumeDir(final) {
+			os.RemoveAll(tmp)
+			return errdefs.Conflict("create %s: %s exists and is not a volume of this store", name, final)
+		}
 		if err := s.removeDir(final); err != nil {
 			os.RemoveAll(tmp)
 			return err
@@ -266,16 +323,27 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	if err := unmountData(s.DataPath(name)); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
+	// Rename the directory out of the way, then delete the record: a crash
+	// in between is rolled forward by NewStore, and a name is never seen
+	// with half its content.
+	trash := filepath.Join(s.root, ".remove-"+name+"-"+RandomName()[:12])
+	if err := os.Rename(filepath.Join(s.root, name), trash); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return errdefs.System("remove %s: %w", name, err)
+	}
+	if err := syncDir(s.root); err != nil {
+		return errdefs.System("remove %s: %w", name, err)
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(metadata.BucketVolumes).Delete([]byte(name))
 	})
 	if err != nil {
+		os.Rename(trash, filepath.Join(s.root, name))
 		return errdefs.System("remove %s: delete record: %w", name, err)
 	}
 	delete(s.copying, name)
 	// The record is gone, so the volume is gone; a directory left by a
 	// failure here is removed at the next start.
-	if err := s.removeDir(filepath.Join(s.root, name)); err != nil {
+	if err := s.removeDir(trash); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -119,21 +120,25 @@ func TestRemoveAndRefs(t *testing.T) {
 }
 
 // TestRepair plays the states a kill -9 can leave and checks that a new
-// store is consistent: every record has a directory, every directory a
-// record.
+// store is consistent (every record has a directory, every directory of
+// ours a record) and never deletes what it did not make.
 func TestRepair(t *testing.T) {
 	ctx := context.Background()
 	s, db, _ := newTestStore(t)
-	if _, _, err := s.Create(ctx, "kept", CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := s.Create(ctx, "lostdir", CreateOptions{}); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"kept", "lostdir", "removing"} {
+		if _, _, err := s.Create(ctx, name, CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	os.WriteFile(filepath.Join(s.DataPath("kept"), "f"), []byte("x"), 0o644)
-	os.RemoveAll(filepath.Join(s.Root(), "lostdir"))                         // record without a directory
-	os.MkdirAll(filepath.Join(s.Root(), ".create-half-123", "_data"), 0o755) // create cut short before rename
+	os.RemoveAll(filepath.Join(s.Root(), "lostdir"))                         // record without a directory (removed by hand)
+	os.MkdirAll(filepath.Join(s.Root(), ".create-half-123", "_data"), 0o755) // create cut short before its rename
 	os.MkdirAll(filepath.Join(s.Root(), "norecord", "_data"), 0o755)         // renamed, record never written
+	os.MkdirAll(filepath.Join(s.Root(), "foreign", "_data"), 0o755)          // not ours: has content
+	os.WriteFile(filepath.Join(s.Root(), "foreign", "_data", "keep"), []byte("y"), 0o644)
+	os.WriteFile(filepath.Join(s.Root(), "metadata.db"), []byte("z"), 0o600) // e.g. another engine's file
+	// A remove cut short after its rename, before the record was deleted.
+	os.Rename(filepath.Join(s.Root(), "removing"), filepath.Join(s.Root(), ".remove-removing-0123456789ab"))
 
 	s2, err := NewStore(s.Root(), db)
 	if err != nil {
@@ -150,13 +155,23 @@ func TestRepair(t *testing.T) {
 		t.Fatalf("volumes after repair: %v", names)
 	}
 	entries, _ := os.ReadDir(s2.Root())
+	var left []string
 	for _, e := range entries {
 		if !names[e.Name()] {
-			t.Errorf("directory without a record left: %s", e.Name())
+			left = append(left, e.Name())
 		}
+	}
+	if strings.Join(left, " ") != "foreign metadata.db" {
+		t.Fatalf("entries left besides volumes: %v, want only the foreign ones", left)
 	}
 	if b, err := os.ReadFile(filepath.Join(s2.DataPath("kept"), "f")); err != nil || string(b) != "x" {
 		t.Fatalf("content of a committed volume lost: %q %v", b, err)
+	}
+	if _, _, err := s2.Create(ctx, "foreign", CreateOptions{}); !errdefs.IsConflict(err) {
+		t.Fatalf("create over a directory that is not ours: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s2.Root(), "foreign", "_data", "keep")); err != nil {
+		t.Fatalf("foreign content touched: %v", err)
 	}
 }
 
