@@ -62,29 +62,23 @@ PY
 
 ms_since() { echo $((($(now_ns) - $1) / 1000000)); }
 
-# push_times host -> one line per run: ms of a push of goimage to a fresh registry
-push_times() {
-	local host=$1
-	for i in $(seq "$N"); do
-		start_registry
-		"$DOCKER_CLI" -H "$host" tag goimage "$REG/bench/go:$i" >/dev/null
-		local t0; t0=$(now_ns)
-		"$DOCKER_CLI" -H "$host" push -q "$REG/bench/go:$i" >/dev/null
-		ms_since "$t0"
-		"$DOCKER_CLI" -H "$host" rmi "$REG/bench/go:$i" >/dev/null
-	done
+# push_once host tag -> ms of a push of goimage to a fresh registry
+push_once() {
+	start_registry
+	"$DOCKER_CLI" -H "$1" tag goimage "$REG/bench/go:$2" >/dev/null
+	local t0; t0=$(now_ns)
+	"$DOCKER_CLI" -H "$1" push -q "$REG/bench/go:$2" >/dev/null
+	ms_since "$t0"
+	"$DOCKER_CLI" -H "$1" rmi "$REG/bench/go:$2" >/dev/null
 }
 
-# pull_times host -> one line per run: ms of a pull of the image, layers absent
-pull_times() {
-	local host=$1
-	for _ in $(seq "$N"); do
-		"$DOCKER_CLI" -H "$host" rmi -f goimage "$REG/bench/go:src" >/dev/null 2>&1 || true
-		"$DOCKER_CLI" -H "$host" image prune -af >/dev/null 2>&1 || true
-		local t0; t0=$(now_ns)
-		"$DOCKER_CLI" -H "$host" pull -q "$REG/bench/go:src" >/dev/null
-		ms_since "$t0"
-	done
+# pull_once host -> ms of a pull of the image with none of its layers present
+pull_once() {
+	"$DOCKER_CLI" -H "$1" rmi -f "$REG/bench/go:src" >/dev/null 2>&1 || true
+	"$DOCKER_CLI" -H "$1" image prune -af >/dev/null 2>&1 || true
+	local t0; t0=$(now_ns)
+	"$DOCKER_CLI" -H "$1" pull -q "$REG/bench/go:src" >/dev/null
+	ms_since "$t0"
 }
 
 busybox_tar
@@ -96,19 +90,31 @@ B=unix://$BERTH_SOCK D=unix://$DOCKER_SOCK
 "$DOCKER_CLI" -H "$B" load -q -i "$BENCH_DIR/goimage.tar" >/dev/null
 [ $have_docker = 1 ] && "$DOCKER_CLI" -H "$D" load -q -i "$BENCH_DIR/goimage.tar" >/dev/null
 
+# The machine is shared: berth and docker runs alternate so both see the same load.
 # Push: the first berth push gzips the layers (remembered afterwards); docker gzips every time.
-start_registry
-"$DOCKER_CLI" -H "$B" tag goimage "$REG/bench/go:cold" >/dev/null
-t0=$(now_ns); "$DOCKER_CLI" -H "$B" push -q "$REG/bench/go:cold" >/dev/null; berth_push_cold=$(ms_since "$t0")
-berth_push=$(push_times "$B" | median)
-[ $have_docker = 1 ] && docker_push=$(push_times "$D" | median)
+berth_push_cold=$(push_once "$B" cold)
+: >"$BENCH_DIR/push.berth"; : >"$BENCH_DIR/push.docker"
+for i in $(seq "$N"); do
+	push_once "$B" "b$i" >>"$BENCH_DIR/push.berth"
+	[ $have_docker = 1 ] && push_once "$D" "d$i" >>"$BENCH_DIR/push.docker"
+done
+berth_push=$(median <"$BENCH_DIR/push.berth")
+[ $have_docker = 1 ] && docker_push=$(median <"$BENCH_DIR/push.docker")
 
-# Pull: the image is pushed once by berth, then pulled N times by each daemon.
+# Pull: the image is pushed once by berth, then each daemon, without the
+# image's layers, pulls it N times.
 start_registry
 "$DOCKER_CLI" -H "$B" tag goimage "$REG/bench/go:src" >/dev/null
 "$DOCKER_CLI" -H "$B" push -q "$REG/bench/go:src" >/dev/null
-berth_pull=$(pull_times "$B" | median)
-[ $have_docker = 1 ] && docker_pull=$(pull_times "$D" | median)
+"$DOCKER_CLI" -H "$B" rmi goimage >/dev/null
+[ $have_docker = 1 ] && "$DOCKER_CLI" -H "$D" rmi goimage >/dev/null
+: >"$BENCH_DIR/pull.berth"; : >"$BENCH_DIR/pull.docker"
+for i in $(seq "$N"); do
+	pull_once "$B" >>"$BENCH_DIR/pull.berth"
+	[ $have_docker = 1 ] && pull_once "$D" >>"$BENCH_DIR/pull.docker"
+done
+berth_pull=$(median <"$BENCH_DIR/pull.berth")
+[ $have_docker = 1 ] && docker_pull=$(median <"$BENCH_DIR/pull.docker")
 size=$(du -b "$BENCH_DIR/goimage.tar" | cut -f1)
 
 echo "image: 4 layers, $((size / 1000000)) MB uncompressed; median of $N runs; loopback registry (distribution 2.8)"

@@ -262,7 +262,7 @@ func (s *Service) pullLayers(ctx context.Context, rc *repoClient, descs []ocispe
 	}
 	j := &pullJob{s: s, rc: rc, descs: descs, diffIDs: diffIDs, chainIDs: chainIDs, layers: layers, errs: errs,
 		committed: committed, progress: progress, cancel: cancel,
-		dl: make(chan struct{}, s.cfg.MaxConcurrentDownloads), unpack: make(chan struct{}, max(2, goruntime.NumCPU()))}
+		dl: make(chan struct{}, s.cfg.MaxConcurrentDownloads), unpack: make(chan struct{}, max(4, 2*goruntime.NumCPU()))}
 	for i := have + 1; i < n; i++ {
 		go j.layer(ctx, i)
 	}
