@@ -2,9 +2,11 @@ package volume
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -189,5 +191,48 @@ func TestUnescapeMountPath(t *testing.T) {
 		if got := unescapeMountPath(in); got != want {
 			t.Errorf("unescapeMountPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestConcurrentUseAndRemove races containers taking a volume against
+// removals: a volume with a user is never removed, and every user's volume
+// exists at the end.
+func TestConcurrentUseAndRemove(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newTestStore(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(2)
+		ref := fmt.Sprintf("c%d", i)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				if _, _, err := s.Acquire(ctx, "shared", ref, &CreateOptions{}); err != nil {
+					t.Error(err)
+					return
+				}
+				if j < 19 {
+					s.Release(ctx, "shared", ref)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				if err := s.Remove(ctx, "shared"); err != nil && !errdefs.IsConflict(err) && !errdefs.IsNotFound(err) {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := len(s.Users("shared")); got != 8 {
+		t.Fatalf("%d users, want 8", got)
+	}
+	if _, err := s.Get(ctx, "shared"); err != nil {
+		t.Fatalf("volume in use was removed: %v", err)
+	}
+	if _, err := os.Stat(s.DataPath("shared")); err != nil {
+		t.Fatalf("directory of a volume in use: %v", err)
 	}
 }
