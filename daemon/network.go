@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
@@ -215,15 +217,20 @@ func (d *Daemon) attachNetwork(ctx context.Context, c *container.Container) (str
 	for _, a := range c.HostConfig.DNS {
 		dns = append(dns, a.String())
 	}
-	return d.Networks.Attach(ctx, c.ID, bnet.AttachOptions{
+	t0 := time.Now()
+	ns, err := d.Networks.Attach(ctx, c.ID, bnet.AttachOptions{
 		Name: c.DisplayName(), Hostname: c.Config.Hostname, Ports: ports, DNS: dns,
 	})
+	slog.Debug("network attached", "id", c.ShortID(), "took", time.Since(t0))
+	return ns, err
 }
 
 // detachNetwork releases what attachNetwork set up (after exit or a failed
 // start). Call with c locked; must be idempotent.
 func (d *Daemon) detachNetwork(ctx context.Context, c *container.Container) {
+	t0 := time.Now()
 	d.Networks.Detach(ctx, c.ID)
+	slog.Debug("network detached", "id", c.ShortID(), "took", time.Since(t0))
 }
 
 // releaseNetworking forgets c's endpoints when it is removed.

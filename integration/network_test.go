@@ -62,18 +62,26 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// portsOnBridge counts the veths plugged into a bridge.
+// portsOnBridge counts the veths plugged into a bridge, waiting a while
+// for them to go (berthd deletes them in the background after an exit).
 func portsOnBridge(t *testing.T, bridge string) int {
-	br, err := netlink.LinkByName(bridge)
-	if err != nil {
-		return 0
-	}
-	links, _ := netlink.LinkList()
 	n := 0
-	for _, l := range links {
-		if l.Attrs().MasterIndex == br.Attrs().Index {
-			n++
+	for i := 0; i < 100; i++ {
+		br, err := netlink.LinkByName(bridge)
+		if err != nil {
+			return 0
 		}
+		links, _ := netlink.LinkList()
+		n = 0
+		for _, l := range links {
+			if l.Attrs().MasterIndex == br.Attrs().Index {
+				n++
+			}
+		}
+		if n == 0 {
+			return 0
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return n
 }

@@ -46,6 +46,7 @@ type Manager struct {
 	atts     map[string]*Attachment
 	reserved map[string]int        // portKey -> socket holding the port
 	dns      map[string]*dnsServer // container id -> embedded DNS
+	teardown sync.WaitGroup        // veths and namespaces being removed
 }
 
 // TableName is the nftables table a daemon with default bridge uses.
@@ -95,6 +96,9 @@ func New(ctx context.Context, db *bolt.DB, cfg Config) (*Manager, error) {
 	if err := m.predefine(); err != nil {
 		return nil, err
 	}
+	if err := m.reconcile(); err != nil {
+		return nil, err
+	}
 	for _, n := range m.networks {
 		if n.Driver == DriverBridge {
 			if err := ensureBridge(n.Bridge, n.Gateway, n.Subnet, linkAlias(m.table)); err != nil {
@@ -109,6 +113,52 @@ func New(ctx context.Context, db *bolt.DB, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// reconcile drops what a daemon killed in the middle of a teardown left:
+// addresses no live endpoint holds and namespaces no attachment names.
+func (m *Manager) reconcile() error {
+	live := map[string]bool{}
+	paths := map[string]bool{}
+	for _, a := range m.atts {
+		if a.NSPath != "" {
+			paths[a.NSPath] = true
+		}
+		for _, e := range a.Endpoints {
+			if e.IP.IsValid() {
+				live[e.NetworkID+"/"+e.IP.String()] = true
+			}
+		}
+	}
+	err := m.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketIPAM)
+		var stale [][2][]byte
+		root.ForEachBucket(func(netID []byte) error {
+			return root.Bucket(netID).ForEach(func(ip, _ []byte) error {
+				if !live[string(netID)+"/"+string(ip)] {
+					stale = append(stale, [2][]byte{slices.Clone(netID), slices.Clone(ip)})
+				}
+				return nil
+			})
+		})
+		for _, k := range stale {
+			if err := root.Bucket(k[0]).Delete(k[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return errdefs.System("reconcile addresses: %v", err)
+	}
+	dir := filepath.Join(m.cfg.ExecRoot, "netns")
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if p := filepath.Join(dir, e.Name()); !paths[p] {
+			removeNetNS(p)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) predefine() error {
@@ -552,6 +602,9 @@ func (m *Manager) Attach(ctx context.Context, id string, o AttachOptions) (strin
 		m.detachLocked(a)
 	}
 	a.Name, a.Hostname, a.DNS = o.Name, o.Hostname, o.DNS
+	if len(o.Ports) > 0 && (len(a.Endpoints) == 0 || m.networks[a.Endpoints[0].NetworkID] == nil || m.networks[a.Endpoints[0].NetworkID].Internal) {
+		return "", errdefs.InvalidArgument("ports of %s cannot be published: no external network", o.Name)
+	}
 	a.NSPath = filepath.Join(m.cfg.ExecRoot, "netns", id)
 	if err := newNetNS(a.NSPath); err != nil {
 		a.NSPath = ""
@@ -561,7 +614,15 @@ func (m *Manager) Attach(ctx context.Context, id string, o AttachOptions) (strin
 		m.detachLocked(a)
 		return "", err
 	}
-	var plugged []*Endpoint
+	for _, r := range o.Ports {
+		fd, pm, err := reserveRequest(r)
+		if err != nil {
+			return fail(fmt.Errorf("publish port %d/%s of %s: %w", r.ContainerPort, r.Proto, o.Name, err))
+		}
+		m.reserved[portKey(pm)] = fd
+		a.Ports = append(a.Ports, pm)
+	}
+	// One transaction (one fsync) for the addresses and the record.
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		for i, e := range a.Endpoints {
 			n, ok := m.networks[e.NetworkID]
@@ -572,16 +633,14 @@ func (m *Manager) Attach(ctx context.Context, id string, o AttachOptions) (strin
 			if err != nil {
 				return err
 			}
-			e.IP, e.MAC, e.IfName = ip, macFor(ip).String(), fmt.Sprintf("eth%d", i)
-			e.HostIf = fmt.Sprintf("vb%s%d", id[:10], i)
-			plugged = append(plugged, e)
+			e.IP, e.MAC, e.IfName, e.HostIf = ip, macFor(ip).String(), fmt.Sprintf("eth%d", i), hostIfName()
 		}
-		return nil
+		for i := range a.Ports {
+			a.Ports[i].ContainerIP = a.Endpoints[0].IP
+		}
+		return putAttachment(tx, a)
 	})
 	if err != nil {
-		for _, e := range plugged {
-			e.IP = netip.Addr{}
-		}
 		return fail(err)
 	}
 	for i, e := range a.Endpoints {
@@ -594,30 +653,23 @@ func (m *Manager) Attach(ctx context.Context, id string, o AttachOptions) (strin
 			return fail(fmt.Errorf("connect %s to network %s: %w", id[:12], n.Name, err))
 		}
 	}
-	if len(o.Ports) > 0 {
-		if len(a.Endpoints) == 0 || m.networks[a.Endpoints[0].NetworkID].Internal {
-			return fail(errdefs.InvalidArgument("ports of %s cannot be published: no external network", id[:12]))
+	if len(a.Ports) > 0 {
+		if err := m.syncRules(); err != nil {
+			return fail(err)
 		}
-		for _, r := range o.Ports {
-			fd, pm, err := reserveRequest(r)
-			if err != nil {
-				return fail(fmt.Errorf("publish port %d/%s of %s: %w", r.ContainerPort, r.Proto, o.Name, err))
-			}
-			pm.ContainerIP = a.Endpoints[0].IP
-			m.reserved[portKey(pm)] = fd
-			a.Ports = append(a.Ports, pm)
-		}
-	}
-	if err := m.db.Update(func(tx *bolt.Tx) error { return putAttachment(tx, a) }); err != nil {
-		return fail(errdefs.System("save endpoints of %s: %v", id, err))
-	}
-	if err := m.syncRules(); err != nil {
-		return fail(err)
 	}
 	if err := m.startDNSLocked(a); err != nil {
 		return fail(err)
 	}
 	return a.NSPath, nil
+}
+
+// hostIfName is a fresh name for the host end of a veth pair: never the
+// name of one still being torn down.
+func hostIfName() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "vb" + hex.EncodeToString(b)
 }
 
 func (m *Manager) needsDNS(a *Attachment) bool {
@@ -707,31 +759,57 @@ func (m *Manager) detachLocked(a *Attachment) {
 	}
 	hadPorts := len(a.Ports) > 0
 	a.Ports = nil
-	for _, e := range a.Endpoints {
-		if e.HostIf != "" {
-			unplugVeth(a.NSPath, e.HostIf, e.IfName)
-		}
+	type plug struct {
+		netID, hostIf, ifName string
+		ip                    netip.Addr
 	}
-	removeNetNS(a.NSPath)
-	a.NSPath = ""
-	err := m.db.Update(func(tx *bolt.Tx) error {
-		for _, e := range a.Endpoints {
-			if err := release(tx, e.NetworkID, e.IP, a.ContainerID); err != nil {
-				return err
-			}
-			e.IP, e.MAC, e.IfName, e.HostIf = netip.Addr{}, "", "", ""
+	var plugs []plug
+	for _, e := range a.Endpoints {
+		if e.IP.IsValid() || e.HostIf != "" {
+			plugs = append(plugs, plug{e.NetworkID, e.HostIf, e.IfName, e.IP})
 		}
-		return putAttachment(tx, a)
-	})
-	if err != nil {
-		slog.Warn("release addresses", "container", a.ContainerID, "error", err)
+		e.IP, e.MAC, e.IfName, e.HostIf = netip.Addr{}, "", "", ""
+	}
+	nsPath, id := a.NSPath, a.ContainerID
+	a.NSPath = ""
+	if err := m.db.Update(func(tx *bolt.Tx) error { return putAttachment(tx, a) }); err != nil {
+		slog.Warn("save endpoints", "container", id, "error", err)
 	}
 	if hadPorts {
 		if err := m.syncRules(); err != nil {
-			slog.Warn("remove port rules", "container", a.ContainerID, "error", err)
+			slog.Warn("remove port rules", "container", id, "error", err)
 		}
 	}
+	// Deleting a veth waits for the kernel's RCU grace periods (tens of ms
+	// under load): do it off the caller's path. The addresses stay taken
+	// until their interfaces are gone, so none is handed out twice.
+	m.teardown.Add(1)
+	go func() {
+		defer m.teardown.Done()
+		for _, p := range plugs {
+			if p.hostIf != "" {
+				unplugVeth(nsPath, p.hostIf, p.ifName)
+			}
+		}
+		removeNetNS(nsPath)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		err := m.db.Update(func(tx *bolt.Tx) error {
+			for _, p := range plugs {
+				if err := release(tx, p.netID, p.ip, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			slog.Warn("release addresses", "container", id, "error", err)
+		}
+	}()
 }
+
+// settle waits for background teardowns.
+func (m *Manager) settle() { m.teardown.Wait() }
 
 // Release forgets container id's networking (at removal).
 func (m *Manager) Release(ctx context.Context, id string) {
@@ -784,7 +862,7 @@ func (m *Manager) Connect(ctx context.Context, id, name string, ec EndpointConfi
 			return undo(err)
 		}
 		idx := len(a.Endpoints) - 1
-		e.MAC, e.IfName, e.HostIf = macFor(e.IP).String(), fmt.Sprintf("eth%d", idx), fmt.Sprintf("vb%s%d", id[:10], idx)
+		e.MAC, e.IfName, e.HostIf = macFor(e.IP).String(), fmt.Sprintf("eth%d", idx), hostIfName()
 		var gw netip.Addr
 		if idx == 0 && !n.Internal {
 			gw = n.Gateway
@@ -867,6 +945,7 @@ func (m *Manager) Adopt(ctx context.Context, running func(id string) bool) {
 // Close stops the DNS servers and lets the port reservations go; the
 // kernel state stays for the next daemon.
 func (m *Manager) Close() {
+	m.settle()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, s := range m.dns {

@@ -95,6 +95,7 @@ func TestManagerKernel(t *testing.T) {
 	}
 	m.Detach(ctx, id)
 	m.Detach(ctx, id) // idempotent
+	m.settle()
 	for _, e := range a.Endpoints {
 		if _, err := netlink.LinkByName(e.HostIf); err == nil {
 			t.Fatalf("veth %s left after detach", e.HostIf)
