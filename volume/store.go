@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -451,10 +452,12 @@ func (s *Store) Mount(ctx context.Context, name string) (string, error) {
 	return path, nil
 }
 
-// Size is the disk space a volume's content takes (apparent sizes of its
-// regular files; -1 when it cannot be read).
+// Size is the disk space a volume's content takes, as Docker counts it:
+// apparent sizes of its regular files, a hard-linked file once; -1 when it
+// cannot be read.
 func (s *Store) Size(ctx context.Context, name string) int64 {
 	var total int64
+	seen := map[uint64]bool{}
 	err := filepath.WalkDir(s.DataPath(name), func(_ string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -462,11 +465,20 @@ func (s *Store) Size(ctx context.Context, name string) int64 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				total += fi.Size()
-			}
+		if !d.Type().IsRegular() {
+			return nil
 		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil // removed while we walk
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		total += fi.Size()
 		return nil
 	})
 	if err != nil {

@@ -98,7 +98,12 @@ func TestRemoveAndRefs(t *testing.T) {
 	if _, created, err := s.Acquire(ctx, "data", "c2", &CreateOptions{}); err != nil || created {
 		t.Fatalf("second acquire: %v created=%v", err, created)
 	}
-	os.WriteFile(filepath.Join(s.DataPath("data"), "f"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(s.DataPath("data"), "f"), []byte("xyz"), 0o644)
+	os.Link(filepath.Join(s.DataPath("data"), "f"), filepath.Join(s.DataPath("data"), "g"))
+	os.Symlink("f", filepath.Join(s.DataPath("data"), "l"))
+	if got := s.Size(ctx, "data"); got != 3 {
+		t.Fatalf("size %d, want 3 (a hard link counted once)", got)
+	}
 	if err := s.Remove(ctx, "data"); !errdefs.IsConflict(err) {
 		t.Fatalf("remove in use: %v", err)
 	}
