@@ -63,16 +63,13 @@ run_pair() { # host -> "bridge_ms none_ms": medians of N alternating `run --rm b
 	done
 }
 
-throughput() { # host -> median MB/s of a 256 MiB GET through 127.0.0.1:port
+start_web() { # host -> published port of a busybox httpd serving a 256 MiB file
 	local host=$1 port
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	"$DOCKER_CLI" -H "$host" run -d --name web -p "$port:80" busybox sh -c \
 		'mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count=256 2>/dev/null && exec httpd -f -p 80 -h /www' >/dev/null
-	for _ in $(seq 100); do curl -sf -o /dev/null -r 0-0 "http://127.0.0.1:$port/big" && break; sleep 0.1; done
-	for _ in 1 2 3 4 5; do
-		curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$port/big"
-	done | median | awk '{printf "%.0f", $1/1048576}'
-	"$DOCKER_CLI" -H "$host" rm -f web >/dev/null
+	for _ in $(seq 200); do curl -sf -o /dev/null -r 0-0 "http://127.0.0.1:$port/big" && break; sleep 0.1; done
+	echo "$port"
 }
 
 B="unix://$BERTH_SOCK" D="unix://$DOCKER_SOCK"
@@ -89,6 +86,15 @@ echo "| run --rm true, bridge (median of $N, alternating) | $bb ms | $db ms |"
 echo "| run --rm true, --network none | $bn ms | $dn ms |"
 echo "| difference of the medians | $(awk -v a="$bb" -v b="$bn" 'BEGIN{printf "%.1f", a-b}') ms | $( [ $have_docker = 1 ] && awk -v a="$db" -v b="$dn" 'BEGIN{printf "%.1f", a-b}' || echo -) ms |"
 echo "| berthd network attach / detach (median, debug log) | $(daemon_ms attached) / $(daemon_ms detached) ms | |"
-bt=$(throughput "$B")
-if [ $have_docker = 1 ]; then dt=$(throughput "$D"); else dt=-; fi
-echo "| GET 256 MiB via 127.0.0.1 published port (median of 5) | $bt MB/s | $dt MB/s |"
+# throughput: rounds alternate between the daemons so load drifts hit both
+bp=$(start_web "$B") dp=
+[ $have_docker = 1 ] && dp=$(start_web "$D")
+for _ in 1 2 3 4 5; do
+	echo "b $(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$bp/big")"
+	[ -n "$dp" ] && echo "d $(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$dp/big")"
+done >"$BENCH_DIR/tput"
+mbs() { awk -v k="$1" '$1==k {print $2}' "$BENCH_DIR/tput" | median | awk '{printf "%.0f", $1/1048576}'; }
+bt=$(mbs b) dt=-
+[ -n "$dp" ] && dt=$(mbs d)
+echo "| GET 256 MiB via 127.0.0.1 published port (median of 5, alternating) | $bt MB/s | $dt MB/s |"
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
