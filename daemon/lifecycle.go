@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -170,7 +171,13 @@ func (d *Daemon) stop(ctx context.Context, c *container.Container, signal string
 		}
 	}
 	c.Unlock()
-	if wait >= 0 && d.waitExit(ctx, c, exits, changed, wait) {
+	if wait < 0 {
+		// t=-1: wait for as long as it takes, like dockerd, even if the
+		// client goes away; never escalate to SIGKILL.
+		d.waitExit(context.WithoutCancel(ctx), c, exits, changed, time.Duration(math.MaxInt64))
+		return nil
+	}
+	if d.waitExit(ctx, c, exits, changed, wait) {
 		return nil
 	}
 	c.Lock()

@@ -1558,6 +1558,18 @@ func TestCompatEdgeStates(t *testing.T) {
 	if code := waitC(t, c, sig, container.WaitConditionNotRunning); code != 42 {
 		t.Errorf("stop --signal USR1: exit %d", code)
 	}
+	// stop -t -1 waits for the process however long it takes: the exit
+	// code is the trap's, not SIGKILL's 137.
+	slow := createC(t, c, "e-slow", &container.Config{Cmd: []string{"sh", "-c", "trap 'sleep 1; exit 5' TERM; while :; do sleep 0.1; done"}}, nil)
+	t.Cleanup(func() { removeC(t, c, slow) })
+	startC(t, c, slow)
+	forever := -1
+	if _, err := c.ContainerStop(ctx, slow, client.ContainerStopOptions{Timeout: &forever}); err != nil {
+		t.Fatal(err)
+	}
+	if ir, _ := c.ContainerInspect(ctx, slow, client.ContainerInspectOptions{}); ir.Container.State.ExitCode != 5 || ir.Container.State.Running {
+		t.Errorf("stop -t -1: %+v", ir.Container.State)
+	}
 	// events with until in the future end once it passes.
 	until := time.Now().Add(time.Second)
 	er := c.Events(ctx, client.EventsListOptions{Until: fmt.Sprint(until.Unix())})
