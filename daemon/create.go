@@ -98,7 +98,13 @@ func (d *Daemon) ContainerCreate(ctx context.Context, o CreateOptions) (api.Crea
 		os.RemoveAll(d.containerDir(id))
 		return api.CreateResponse{}, fmt.Errorf("prepare writable layer for %s: %w", id, err)
 	}
-	if err := d.Containers.Add(c); err != nil {
+	err = d.Containers.Add(c)
+	for tries := 0; o.Name == "" && errdefs.IsConflict(err) && tries < 20; tries++ {
+		// A concurrent create took the generated name: draw another.
+		c.Name = container.GenerateName(d.Containers.NameInUse)
+		err = d.Containers.Add(c)
+	}
+	if err != nil {
 		d.Snapshots.Remove(context.WithoutCancel(ctx), id)
 		logErr("release volumes", d.releaseVolumes(context.WithoutCancel(ctx), c, true), "id", id)
 		os.RemoveAll(d.containerDir(id))
