@@ -97,7 +97,7 @@ func TestRunBasics(t *testing.T) {
 
 func TestIsolation(t *testing.T) {
 	d := newDaemon(t)
-	r := must(t, d.Berth("run", "--rm", "busybox", "sh", "-c",
+	r := must(t, d.Berth("run", "--rm", "--network", "none", "busybox", "sh", "-c",
 		"echo pid1=$(cat /proc/1/comm); ls /sys/class/net | tr '\\n' ' '; echo; cat /proc/self/status | grep CapEff; ulimit -n"))
 	out := r.Stdout
 	if !strings.Contains(out, "pid1=sh") {
