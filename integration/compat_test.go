@@ -1448,6 +1448,24 @@ func TestCompatHostileInput(t *testing.T) {
 			r.message(t)
 		}
 	}
+	// A pull that fails before any byte is a real status with a JSON body,
+	// not an error inside a 200 stream (clients branch on the status).
+	for _, q := range []struct {
+		path string
+		min  int
+	}{
+		{"/images/create?fromImage=a//b&tag=1", 400},
+		{"/images/create?fromImage=busybox&tag=" + url.QueryEscape("bad tag!"), 400},
+		{"/images/create?fromImage=127.0.0.1:1/nope&tag=1", 400},
+		{"/images/create", 400},
+	} {
+		r := raw(t, d, "POST", q.path, "")
+		if r.status < q.min || (q.min == 400 && strings.Contains(q.path, "a//b") && r.status != 400) {
+			t.Errorf("POST %s: %d %s", q.path, r.status, r.body)
+			continue
+		}
+		r.message(t)
+	}
 	// Hijack requests with odd headers and bodies still get one clean answer.
 	for _, hdr := range []string{"Upgrade: tcp\r\nConnection: Upgrade", "Upgrade: websocket", "Connection: close", "Upgrade: \r\nConnection: keep-alive, Upgrade"} {
 		eid, err := c.ExecCreate(testCtx(t), host, client.ExecCreateOptions{Cmd: []string{"echo", "x"}, AttachStdout: true})
