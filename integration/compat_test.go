@@ -286,6 +286,13 @@ func TestCompatSystem(t *testing.T) {
 		}
 	}
 
+	// Every minor version in the range, as old SDKs and Testcontainers pin them.
+	for minor := 24; minor <= 47; minor++ {
+		if r := raw(t, d, http.MethodGet, fmt.Sprintf("/v1.%d/containers/json?all=1", minor), ""); r.status != 200 || string(r.body) != "[]\n" {
+			t.Errorf("GET /v1.%d/containers/json: %d %q", minor, r.status, r.body)
+		}
+	}
+
 	// /version: every field clients read. Testcontainers-java splits Version
 	// on dots and wants integers, at least 1.6.
 	r := raw(t, d, http.MethodGet, "/version", "")
