@@ -1174,6 +1174,22 @@ func TestCompatLogs(t *testing.T) {
 	if _, o, _ := logs("l-live", "stdout=1&since="+secsNanos(t1)); o != "first\nsecond\n" {
 		t.Errorf("since is inclusive: %q", o)
 	}
+	// Streams with nothing to say yet still send their head at once: the
+	// SDK returns from ContainerLogs and Events only after it.
+	quiet := createC(t, c, "l-quiet", &container.Config{Cmd: []string{"sleep", "1000"}}, nil)
+	t.Cleanup(func() { removeC(t, c, quiet) })
+	startC(t, c, quiet)
+	for _, path := range []string{"/containers/l-quiet/logs?stdout=1&follow=1", "/containers/l-quiet/stats?stream=1", "/events"} {
+		hctx, cancel := context.WithCancel(ctx)
+		req, _ := http.NewRequestWithContext(hctx, "GET", "http://berth"+path, nil)
+		resp, err := d.HTTPClient().Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("GET %s: %v %v", path, err, resp)
+		} else {
+			resp.Body.Close()
+		}
+		cancel()
+	}
 	// Logs of a created, never started container: empty, also with follow.
 	fresh := createC(t, c, "l-fresh", &container.Config{Cmd: []string{"true"}}, nil)
 	t.Cleanup(func() { removeC(t, c, fresh) })
