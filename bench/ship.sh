@@ -20,12 +20,16 @@ start_registry() { # fresh storage each time
 	mkdir -p "$dir"
 	printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
 		"$dir/data" "$REG" >"$dir/config.yml"
+	if curl -fs "http://$REG/v2/" >/dev/null 2>&1; then echo "port of $REG is taken" >&2; return 1; fi
 	/usr/bin/docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
 	REG_PID=$!
 	for _ in $(seq 100); do curl -fs "http://$REG/v2/" >/dev/null && return; sleep 0.05; done
 	echo "registry did not start" >&2; return 1
 }
-stop_registry() { [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null; REG_PID=; true; }
+stop_registry() {
+	if [ -n "$REG_PID" ]; then kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null || true; fi
+	REG_PID=
+}
 
 start_berth() {
 	mkdir -p "$BENCH_DIR/berth"
@@ -62,23 +66,24 @@ PY
 
 ms_since() { echo $((($(now_ns) - $1) / 1000000)); }
 
-# push_once host tag -> ms of a push of goimage to a fresh registry
+# push_once host tag file: appends the ms of a push of goimage to a fresh
+# registry to file (not a $(...) subshell: the registry's pid must survive).
 push_once() {
 	start_registry
 	"$DOCKER_CLI" -H "$1" tag goimage "$REG/bench/go:$2" >/dev/null
 	local t0; t0=$(now_ns)
 	"$DOCKER_CLI" -H "$1" push -q "$REG/bench/go:$2" >/dev/null
-	ms_since "$t0"
+	ms_since "$t0" >>"$3"
 	"$DOCKER_CLI" -H "$1" rmi "$REG/bench/go:$2" >/dev/null
 }
 
-# pull_once host -> ms of a pull of the image with none of its layers present
+# pull_once host file: appends the ms of a pull of the image, none of its layers present
 pull_once() {
 	"$DOCKER_CLI" -H "$1" rmi -f "$REG/bench/go:src" >/dev/null 2>&1 || true
 	"$DOCKER_CLI" -H "$1" image prune -af >/dev/null 2>&1 || true
 	local t0; t0=$(now_ns)
 	"$DOCKER_CLI" -H "$1" pull -q "$REG/bench/go:src" >/dev/null
-	ms_since "$t0"
+	ms_since "$t0" >>"$2"
 }
 
 busybox_tar
@@ -92,11 +97,12 @@ B=unix://$BERTH_SOCK D=unix://$DOCKER_SOCK
 
 # The machine is shared: berth and docker runs alternate so both see the same load.
 # Push: the first berth push gzips the layers (remembered afterwards); docker gzips every time.
-berth_push_cold=$(push_once "$B" cold)
+push_once "$B" cold "$BENCH_DIR/push.cold"
+berth_push_cold=$(cat "$BENCH_DIR/push.cold")
 : >"$BENCH_DIR/push.berth"; : >"$BENCH_DIR/push.docker"
 for i in $(seq "$N"); do
-	push_once "$B" "b$i" >>"$BENCH_DIR/push.berth"
-	[ $have_docker = 1 ] && push_once "$D" "d$i" >>"$BENCH_DIR/push.docker"
+	push_once "$B" "b$i" "$BENCH_DIR/push.berth"
+	[ $have_docker = 1 ] && push_once "$D" "d$i" "$BENCH_DIR/push.docker"
 done
 berth_push=$(median <"$BENCH_DIR/push.berth")
 [ $have_docker = 1 ] && docker_push=$(median <"$BENCH_DIR/push.docker")
@@ -110,8 +116,8 @@ start_registry
 [ $have_docker = 1 ] && "$DOCKER_CLI" -H "$D" rmi goimage >/dev/null
 : >"$BENCH_DIR/pull.berth"; : >"$BENCH_DIR/pull.docker"
 for i in $(seq "$N"); do
-	pull_once "$B" >>"$BENCH_DIR/pull.berth"
-	[ $have_docker = 1 ] && pull_once "$D" >>"$BENCH_DIR/pull.docker"
+	pull_once "$B" "$BENCH_DIR/pull.berth"
+	[ $have_docker = 1 ] && pull_once "$D" "$BENCH_DIR/pull.docker"
 done
 berth_pull=$(median <"$BENCH_DIR/pull.berth")
 [ $have_docker = 1 ] && docker_pull=$(median <"$BENCH_DIR/pull.docker")
