@@ -46,4 +46,12 @@ type Backend interface {
 	TagImage(ctx context.Context, image digest.Digest, ref string) error
 	// DeleteImage removes an untagged image nothing else uses (prune).
 	DeleteImage(ctx context.Context, image digest.Digest) error
+	// PullImage fetches ref from its registry with the credentials auth
+	// holds for it (anonymous otherwise), reporting progress lines to out.
+	PullImage(ctx context.Context, ref string, auth map[string]RegistryAuth, out io.Writer) (*Image, error)
+}
+
+// RegistryAuth is one registry's credentials from X-Registry-Config.
+type RegistryAuth struct {
+	Username, Password, IdentityToken, RegistryToken string
 }

@@ -55,11 +55,12 @@ type Options struct {
 	Labels      map[string]string  // --label, added to the final image
 	Target      string             // stage to stop at; default the last
 	NoCache     bool
-	Pull        bool
-	Quiet       bool     // only errors (and the buffered output before one)
-	CacheFrom   []string // images trusted as cache sources
-	NetworkMode string   // "", "default", "bridge" or "none": RUN gets loopback only
-	Platform    string   // "" or the host's os/arch
+	Pull        bool                    // pull FROM images even when present
+	Auth        map[string]RegistryAuth // registry host -> credentials for pulls
+	Quiet       bool                    // only errors (and the buffered output before one)
+	CacheFrom   []string                // images trusted as cache sources
+	NetworkMode string                  // "", "default", "bridge" or "none": RUN gets loopback only
+	Platform    string                  // "" or the host's os/arch
 }
 
 // Output receives a build's progress.

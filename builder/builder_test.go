@@ -147,6 +147,18 @@ func (f *fakeBackend) DeleteImage(ctx context.Context, id digest.Digest) error {
 	return nil
 }
 
+func (f *fakeBackend) PullImage(ctx context.Context, ref string, auth map[string]RegistryAuth, out io.Writer) (*Image, error) {
+	if ref == "registry.test/pullme:1" {
+		fmt.Fprintf(out, "pulled %s\n", ref)
+		id, err := f.newImage("", dockerspec.DockerOCIImageConfig{}, ref, nil)
+		if err != nil {
+			return nil, err
+		}
+		return f.GetImage(ctx, id.String())
+	}
+	return nil, errdefs.NotFound("pull access denied for %s", ref)
+}
+
 func writeFiles(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -476,5 +488,40 @@ func TestTarContextStaysInside(t *testing.T) {
 	matches, err := glob(bc.fs, "*/f")
 	if err != nil || strings.Join(matches, ",") != "d/f" {
 		t.Fatalf("glob: %v %v", matches, err)
+	}
+}
+
+func TestBuildPull(t *testing.T) {
+	f := newFake(t)
+	b, err := New(f, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tests := []struct {
+		name, from string
+		pull       bool
+		wantOut    string
+		wantErr    string
+	}{
+		{name: "missing base is pulled", from: "registry.test/pullme:1", wantOut: "pulled registry.test/pullme:1"},
+		{name: "missing everywhere", from: "nosuch:1", wantErr: "not found locally, and the pull failed"},
+		{name: "--pull fails like docker when the registry has no such image", from: "busybox", pull: true, wantErr: "pull access denied"},
+		{name: "local base without --pull", from: "busybox", wantOut: "Step 1/1 : FROM busybox"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeFiles(t, map[string]string{"Dockerfile": "FROM " + tc.from + "\n"})
+			out, _, err := build(t, b, dir, Options{Pull: tc.pull})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !strings.Contains(out, tc.wantOut) {
+				t.Fatalf("out %q, err %v", out, err)
+			}
+		})
 	}
 }

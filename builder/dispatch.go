@@ -343,10 +343,19 @@ func (r *buildRun) runStage(ctx context.Context, i int, out io.Writer) (*stageSt
 			return nil, fmt.Errorf("line %d: %w", fromLine(s), err)
 		}
 		img, err := r.b.backend.GetImage(ctx, base)
-		if err != nil {
-			if errdefs.IsNotFound(err) {
-				return nil, errdefs.NotFound("line %d: FROM %s: image not found locally (berthd cannot pull during builds yet; load or pull it first)", fromLine(s), base)
+		if r.opts.Pull || errdefs.IsNotFound(err) {
+			// As Docker: a missing base is pulled; --pull always pulls and
+			// fails when the pull does.
+			pulled, perr := r.b.backend.PullImage(ctx, base, r.opts.Auth, out)
+			if perr != nil {
+				if errdefs.IsNotFound(err) {
+					return nil, fmt.Errorf("line %d: FROM %s: not found locally, and the pull failed: %w", fromLine(s), base, perr)
+				}
+				return nil, fmt.Errorf("line %d: FROM %s: pull: %w", fromLine(s), base, perr)
 			}
+			img, err = pulled, nil
+		}
+		if err != nil {
 			return nil, fmt.Errorf("line %d: FROM %s: %w", fromLine(s), base, err)
 		}
 		st.image, st.config = img.ID, copyConfig(img.Config.Config)

@@ -13,13 +13,16 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/builder"
+	"github.com/berth-dev/berth/distribution"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/snapshot"
+	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	api "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -251,4 +254,46 @@ func randomHex() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// PullImage implements builder.Backend with the daemon's distribution
+// service.
+func (d *Daemon) PullImage(ctx context.Context, ref string, auth map[string]builder.RegistryAuth, out io.Writer) (*builder.Image, error) {
+	if d.Distribution == nil {
+		return nil, errdefs.NotImplemented("pulling images is not available")
+	}
+	var creds distribution.Credentials
+	if named, err := reference.ParseNormalizedNamed(ref); err == nil {
+		if a, ok := authFor(auth, reference.Domain(named)); ok {
+			creds = distribution.Credentials{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
+		}
+	}
+	res, err := d.Distribution.Pull(ctx, ref, distribution.PullOptions{Credentials: creds}, func(p distribution.Progress) {
+		if p.Total != 0 || p.Current != 0 || p.Status == "" {
+			return // byte counts: the classic stream shows only state changes
+		}
+		if p.ID != "" {
+			fmt.Fprintf(out, "%s: %s\n", p.ID, p.Status)
+		} else {
+			fmt.Fprintln(out, p.Status)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.Events.Publish(events.ImageEventType, events.ActionPull, res.Image.ID.String(), map[string]string{"name": res.Ref})
+	return &builder.Image{ID: res.Image.ID, Config: res.Image.Config}, nil
+}
+
+// authFor finds a registry's entry in X-Registry-Config, whose keys are
+// hosts or URLs ("https://index.docker.io/v1/" for Docker Hub).
+func authFor(auth map[string]builder.RegistryAuth, domain string) (builder.RegistryAuth, bool) {
+	for k, v := range auth {
+		host := strings.TrimPrefix(strings.TrimPrefix(k, "https://"), "http://")
+		host, _, _ = strings.Cut(host, "/")
+		if host == domain || (domain == "docker.io" && host == "index.docker.io") {
+			return v, true
+		}
+	}
+	return builder.RegistryAuth{}, false
 }

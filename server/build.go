@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/builder"
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -46,6 +48,7 @@ func (s *Server) postBuild(ctx context.Context, w http.ResponseWriter, r *http.R
 			}
 		}
 	}
+	o.Auth = buildAuth(r.Header.Get("X-Registry-Config"))
 	src := builder.Source{Tar: r.Body}
 	if remote := q.Get("remote"); remote != "" {
 		dir, ok := strings.CutPrefix(remote, localDirPrefix)
@@ -109,3 +112,28 @@ func (s *Server) postBuildPrune(ctx context.Context, w http.ResponseWriter, r *h
 }
 
 var _ io.Writer = streamWriter{}
+
+// buildAuth decodes X-Registry-Config: base64url JSON of registry ->
+// AuthConfig (padded or not; an unreadable header means no credentials).
+func buildAuth(h string) map[string]builder.RegistryAuth {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return nil
+	}
+	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawURLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+		raw, err := enc.DecodeString(h)
+		if err != nil {
+			continue
+		}
+		var m map[string]registry.AuthConfig
+		if json.Unmarshal(raw, &m) != nil {
+			return nil
+		}
+		out := map[string]builder.RegistryAuth{}
+		for k, ac := range m {
+			out[k] = builder.RegistryAuth{Username: ac.Username, Password: ac.Password, IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken}
+		}
+		return out
+	}
+	return nil
+}
