@@ -97,6 +97,9 @@ func TestNetworkPublishedPort(t *testing.T) {
 				t.Fatalf("published port on 127.0.0.1: %q", got)
 			}
 			ip := strings.TrimSpace(must(t, c.run("inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", "web")).Stdout)
+			if top := strings.TrimSpace(must(t, c.run("inspect", "-f", "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.Gateway}}", "web")).Stdout); top != ip+" "+strings.Split(nc.BIP, "/")[0] {
+				t.Fatalf("top-level NetworkSettings.IPAddress/Gateway: %q", top)
+			}
 			if got := httpGet(t, "http://"+ip+"/"); strings.TrimSpace(got) != "hello-"+c.name {
 				t.Fatalf("bridge address %s: %q", ip, got)
 			}

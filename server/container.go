@@ -68,7 +68,7 @@ func (s *Server) getContainerJSON(ctx context.Context, w http.ResponseWriter, r 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, c)
+	return writeJSON(w, http.StatusOK, withLegacyNetworkSettings(c))
 }
 
 func (s *Server) postContainerStart(ctx context.Context, w http.ResponseWriter, r *http.Request, v map[string]string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	api "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 )
 
@@ -98,4 +99,47 @@ func (s *Server) postNetworkDisconnect(ctx context.Context, w http.ResponseWrite
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// legacyNetworkSettings is NetworkSettings as API versions before 1.52
+// send it: the default bridge's endpoint also at the top level, which
+// `inspect -f '{{.NetworkSettings.IPAddress}}'` and older SDKs read.
+type legacyNetworkSettings struct {
+	*api.NetworkSettings
+	Bridge                 string
+	HairpinMode            bool
+	LinkLocalIPv6Address   string
+	LinkLocalIPv6PrefixLen int
+	SecondaryIPAddresses   []string
+	SecondaryIPv6Addresses []string
+	EndpointID             string
+	Gateway                string
+	GlobalIPv6Address      string
+	GlobalIPv6PrefixLen    int
+	IPAddress              string
+	IPPrefixLen            int
+	IPv6Gateway            string
+	MacAddress             string
+}
+
+type legacyInspect struct {
+	*api.InspectResponse
+	NetworkSettings *legacyNetworkSettings
+}
+
+// withLegacyNetworkSettings wraps a container's inspect answer for the
+// wire; nil settings stay as they are.
+func withLegacyNetworkSettings(r *api.InspectResponse) any {
+	if r == nil || r.NetworkSettings == nil {
+		return r
+	}
+	l := &legacyNetworkSettings{NetworkSettings: r.NetworkSettings}
+	if ep := r.NetworkSettings.Networks[network.NetworkBridge]; ep != nil && ep.IPAddress.IsValid() {
+		l.EndpointID, l.IPAddress, l.IPPrefixLen = ep.EndpointID, ep.IPAddress.String(), ep.IPPrefixLen
+		l.MacAddress = ep.MacAddress.String()
+		if ep.Gateway.IsValid() {
+			l.Gateway = ep.Gateway.String()
+		}
+	}
+	return legacyInspect{InspectResponse: r, NetworkSettings: l}
 }
