@@ -50,18 +50,23 @@ func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOpt
 	if !o.Stdout && !o.Stderr {
 		return errdefs.InvalidArgument("Bad parameters: you must choose at least one stream")
 	}
+	// Like dockerd, follow only what runs: on a created or exited
+	// container, follow returns once the log is read.
+	if o.Follow && !d.stillRunning(c) {
+		o.Follow = false
+	}
 	f, err := os.Open(d.logPath(c.ID))
 	if errors.Is(err, os.ErrNotExist) {
 		if !o.Follow {
 			return nil
 		}
-		// Created, never started: wait for the file to appear or the container to go.
+		// Started, but the shim has not created the file yet.
 		for {
 			f, err = os.Open(d.logPath(c.ID))
 			if err == nil {
 				break
 			}
-			if !d.stillRunning(c) && !isCreated(c) {
+			if !d.stillRunning(c) {
 				return nil
 			}
 			select {
@@ -149,12 +154,6 @@ func (d *Daemon) stillRunning(c *container.Container) bool {
 	c.Lock()
 	defer c.Unlock()
 	return c.State.Running() || c.State.Status == "restarting"
-}
-
-func isCreated(c *container.Container) bool {
-	c.Lock()
-	defer c.Unlock()
-	return c.State.Status == "created"
 }
 
 // logReader decodes json-file records, keeping an incomplete trailing line

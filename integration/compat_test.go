@@ -1193,8 +1193,10 @@ func TestCompatLogs(t *testing.T) {
 	// Logs of a created, never started container: empty, also with follow.
 	fresh := createC(t, c, "l-fresh", &container.Config{Cmd: []string{"true"}}, nil)
 	t.Cleanup(func() { removeC(t, c, fresh) })
-	if r := raw(t, d, "GET", "/containers/l-fresh/logs?stdout=1", ""); r.status != 200 || len(r.body) != 0 {
-		t.Errorf("logs of a created container: %d %q", r.status, r.body)
+	for _, q := range []string{"stdout=1", "stdout=1&follow=1"} {
+		if r := raw(t, d, "GET", "/containers/l-fresh/logs?"+q, ""); r.status != 200 || len(r.body) != 0 {
+			t.Errorf("logs?%s of a created container: %d %q", q, r.status, r.body)
+		}
 	}
 }
 
