@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Engine core benchmark: `run --rm busybox true` latency and 20 x `run -d`,
 # berthd vs Debian's dockerd on the same machine (both driven by the same
-# docker CLI, plus the berth CLI), medians of N runs; idle RSS of berthd and
+# docker CLI, plus the berth CLI), medians of N runs, both with --network none
+# (bench/network.sh measures the bridge); idle RSS of berthd and
 # RSS per shim. Usage: bench/engine.sh [N]   (run as root)
 set -euo pipefail
 N=${1:-20}
@@ -14,10 +15,10 @@ start_dockerd || have_docker=0
 
 time_runs() { # host cli... -> median ms of `run --rm busybox true`
 	local host=$1; shift
-	"$@" -H "$host" run --rm busybox true >/dev/null # warm up
+	"$@" -H "$host" run --rm --network none busybox true >/dev/null # warm up
 	for _ in $(seq "$N"); do
 		local t0; t0=$(now_ns)
-		"$@" -H "$host" run --rm busybox true >/dev/null
+		"$@" -H "$host" run --rm --network none busybox true >/dev/null
 		echo $((($(now_ns) - t0) / 1000))
 	done | median | awk '{printf "%.1f", $1/1000}'
 }
@@ -26,7 +27,7 @@ time_detached() { # host cli... -> median ms of 20 x run -d (then rm -f)
 	local host=$1; shift
 	for _ in $(seq 5); do
 		local t0; t0=$(now_ns)
-		for _ in $(seq 20); do "$@" -H "$host" run -d busybox sleep 600 >/dev/null; done
+		for _ in $(seq 20); do "$@" -H "$host" run -d --network none busybox sleep 600 >/dev/null; done
 		echo $((($(now_ns) - t0) / 1000))
 		"$@" -H "$host" rm -f $("$@" -H "$host" ps -aq) >/dev/null
 	done | median | awk '{printf "%.1f", $1/1000}'

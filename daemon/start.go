@@ -155,7 +155,7 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	// so not one byte of output is missed.
 	close(l.created)
 	waitTimeout(&l.pending, 5*time.Second)
-	if err := client.Start(ctx); err != nil {
+	if err := client.Start(ctx); err != nil && !startedAnyway(err) {
 		rt.Delete(ctx, c.ID, true)
 		client.Close()
 		l.shim = nil
@@ -171,6 +171,19 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	d.containerEvent(c, events.ActionStart, nil)
 	go d.monitor(c, l, client)
 	return nil
+}
+
+// startedAnyway recognises a runc 1.1 race under heavy load: `runc start`
+// consumed the exec fifo (so the process was released and runs) but then
+// failed to remove it. The process did start; treating this as a failure
+// would leave a running container recorded as created.
+func startedAnyway(err error) bool {
+	msg := err.Error()
+	if strings.Contains(msg, "exec.fifo") && strings.Contains(msg, "no such file or directory") {
+		slog.Warn("runc start reported a missing exec fifo after releasing the process; treating the container as started", "error", msg)
+		return true
+	}
+	return false
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
