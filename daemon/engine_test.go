@@ -233,3 +233,33 @@ func TestVersionFields(t *testing.T) {
 		t.Errorf("components: %+v", v.Components)
 	}
 }
+
+func TestExecResizeBeforeProcess(t *testing.T) {
+	d := &Daemon{}
+	code := 0
+	for _, tc := range []struct {
+		name    string
+		e       *Exec
+		ok      bool
+		pending bool
+	}{
+		{"created, not started", &Exec{ID: "a"}, false, false},
+		{"started, process not there yet", &Exec{ID: "b", started: true}, true, true},
+		{"finished", &Exec{ID: "c", started: true, exitCode: &code}, false, false},
+	} {
+		d.execs.Store(tc.e.ID, tc.e)
+		err := d.ExecResize(tc.e.ID, 12, 34)
+		if tc.ok != (err == nil) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if err != nil && !errdefs.IsConflict(err) {
+			t.Errorf("%s: %v is not a conflict", tc.name, err)
+		}
+		if got := tc.e.resize != nil && *tc.e.resize == [2]uint16{12, 34}; got != tc.pending {
+			t.Errorf("%s: pending size %v", tc.name, tc.e.resize)
+		}
+	}
+	if err := d.ExecResize("nope", 1, 1); !errdefs.IsNotFound(err) {
+		t.Errorf("missing exec: %v", err)
+	}
+}

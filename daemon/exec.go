@@ -30,6 +30,9 @@ type Exec struct {
 	exitCode *int
 	pid      int
 	proc     *runtime.ExecProcess
+	// resize holds a size asked for between start and the process being
+	// there (the CLI resizes right after start); ExecStart applies it.
+	resize *[2]uint16
 }
 
 // ExecCreate registers an exec in a running container.
@@ -154,7 +157,12 @@ func (d *Daemon) ExecStart(ctx context.Context, id string, o ExecStartOptions) e
 	}
 	e.mu.Lock()
 	e.running, e.pid, e.proc = true, p.Pid(), p
+	pending := e.resize
+	e.resize = nil
 	e.mu.Unlock()
+	if pending != nil {
+		logErr("resize exec", p.Resize(pending[0], pending[1]), "exec", e.ID)
+	}
 	d.containerEvent(c, events.Action(string(events.ActionExecStart)+": "+strings.Join(e.Config.Cmd, " ")), map[string]string{"execID": e.ID})
 	wait := func() {
 		code, werr := p.Wait()
@@ -187,6 +195,13 @@ func (d *Daemon) ExecResize(id string, height, width uint16) error {
 	}
 	e.mu.Lock()
 	p := e.proc
+	if p == nil && e.started && e.exitCode == nil {
+		// Started, process not there yet: dockerd waits for it; keep the
+		// size for ExecStart to apply.
+		e.resize = &[2]uint16{height, width}
+		e.mu.Unlock()
+		return nil
+	}
 	e.mu.Unlock()
 	if p == nil {
 		return errdefs.Conflict("exec %s is not running", id)
