@@ -7,6 +7,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Image is what the builder needs to know about an image.
@@ -42,6 +43,10 @@ type Backend interface {
 	// CreateImage makes an image with parent's layers ("" for none), cfg as
 	// its runtime config and an empty-layer history entry createdBy.
 	CreateImage(ctx context.Context, parent digest.Digest, cfg *dockerspec.DockerOCIImageConfig, createdBy string) (digest.Digest, error)
+	// RestoreCachedImage makes the image a --cache-from source implies for
+	// one step: parent's layers plus the source's layer at index layer (none
+	// when layer < 0), cfg, and parent's history plus h.
+	RestoreCachedImage(ctx context.Context, parent, source digest.Digest, layer int, cfg *dockerspec.DockerOCIImageConfig, h ocispec.History) (digest.Digest, error)
 	// TagImage points the name ref at image.
 	TagImage(ctx context.Context, image digest.Digest, ref string) error
 	// DeleteImage removes an untagged image nothing else uses (prune).

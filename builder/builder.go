@@ -152,6 +152,14 @@ func (b *Builder) build(ctx context.Context, src Source, opts Options, stream io
 		b: b, bc: bc, opts: opts, out: stream, escape: parsed.EscapeToken,
 		stages: stages, usedArgs: map[string]bool{},
 	}
+	for _, ref := range opts.CacheFrom {
+		img, err := b.backend.GetImage(ctx, ref)
+		if err != nil {
+			fmt.Fprintf(stream, "[Warning] --cache-from image %s: %v\n", ref, err)
+			continue
+		}
+		run.cacheFrom = append(run.cacheFrom, img)
+	}
 	if err := run.resolveMeta(metaArgs); err != nil {
 		return nil, err
 	}

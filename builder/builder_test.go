@@ -16,6 +16,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // fakeBackend is an in-memory daemon: images are configs plus a directory
@@ -157,6 +158,58 @@ func (f *fakeBackend) PullImage(ctx context.Context, ref string, auth map[string
 		return f.GetImage(ctx, id.String())
 	}
 	return nil, errdefs.NotFound("pull access denied for %s", ref)
+}
+
+func (f *fakeBackend) RestoreCachedImage(ctx context.Context, parent, source digest.Digest, layer int, cfg *dockerspec.DockerOCIImageConfig, h ocispec.History) (digest.Digest, error) {
+	return f.newImage(parent, *cfg, "", nil)
+}
+
+func TestMatchCacheFrom(t *testing.T) {
+	hist := func(created ...string) []ocispec.History {
+		var out []ocispec.History
+		for _, c := range created {
+			out = append(out, ocispec.History{CreatedBy: strings.TrimPrefix(c, "meta:"), EmptyLayer: strings.HasPrefix(c, "meta:")})
+		}
+		return out
+	}
+	img := func(id string, h []ocispec.History, layers ...string) *Image {
+		im := &Image{ID: digest.FromString(id)}
+		im.Config.History = h
+		for _, l := range layers {
+			im.Config.RootFS.DiffIDs = append(im.Config.RootFS.DiffIDs, digest.FromString(l))
+		}
+		return im
+	}
+	base := img("base", hist("ADD rootfs"), "l0")
+	src := img("src", hist("ADD rootfs", "COPY a", "meta:ENV x", "RUN b"), "l0", "l1", "l2")
+	other := img("other", hist("ADD other", "COPY a"), "x0", "x1")
+	mid := img("mid", hist("ADD rootfs", "COPY a", "meta:ENV x"), "l0", "l1")
+	tests := []struct {
+		name      string
+		parent    *Image
+		createdBy string
+		want      *Image
+		layer     int
+	}{
+		{"next layer step", base, "COPY a", src, 1},
+		{"empty layer step", img("afterCopy", hist("ADD rootfs", "COPY a"), "l0", "l1"), "ENV x", src, -1},
+		{"last step", mid, "RUN b", src, 2},
+		{"different step", base, "COPY z", nil, 0},
+		{"different base", img("b2", hist("ADD other2"), "y0"), "COPY a", nil, 0},
+		{"scratch parent", nil, "ADD other", other, 0},
+	}
+	for _, tc := range tests {
+		got, layer, ok := matchCacheFrom(tc.parent, []*Image{other, src}, tc.createdBy)
+		if tc.want == nil {
+			if ok {
+				t.Errorf("%s: matched %v", tc.name, got.ID)
+			}
+			continue
+		}
+		if !ok || got != tc.want || layer != tc.layer {
+			t.Errorf("%s: got %v layer %d ok %v", tc.name, got, layer, ok)
+		}
+	}
 }
 
 func writeFiles(t *testing.T, files map[string]string) string {

@@ -119,7 +119,7 @@ func (r *buildRun) copy(ctx context.Context, st *stageState, cs copySpec, out io
 	}
 	createdBy := fmt.Sprintf("/bin/sh -c #(nop) %s %s:%x in %s ", cs.name, kind, h.Sum(nil), dest)
 	key := fmt.Sprintf("copy\x00%s\x00%s\x00%s\x00%q\x00%s", createdBy, cs.chown, cs.chmod, cs.excludes, configKey(st.config))
-	if r.lookup(ctx, st, key, out) {
+	if r.lookup(ctx, st, key, createdBy, out) {
 		return nil
 	}
 	if (nsrc > 1 || len(ctxSources) > 1) && !strings.HasSuffix(dest, "/") {

@@ -18,6 +18,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -35,6 +36,8 @@ type buildRun struct {
 	bases    []string          // each stage's FROM, expanded
 	deps     [][]int           // stages each stage reads from
 	usedArgs map[string]bool
+
+	cacheFrom []*Image // --cache-from images found locally
 
 	mu      sync.Mutex
 	step    int
@@ -648,20 +651,99 @@ func configKey(cfg dockerspec.DockerOCIImageConfig) string {
 }
 
 // lookup reports a cache hit for key on st's image and moves st onto it.
-func (r *buildRun) lookup(ctx context.Context, st *stageState, key string, out io.Writer) bool {
+func (r *buildRun) lookup(ctx context.Context, st *stageState, key, createdBy string, out io.Writer) bool {
 	if r.opts.NoCache {
 		return false
 	}
 	id, ok := r.b.cache.Step(st.image, key)
-	if !ok {
-		return false
+	if ok {
+		if _, err := r.b.backend.GetImage(ctx, id.String()); err != nil {
+			ok = false
+		}
 	}
-	if _, err := r.b.backend.GetImage(ctx, id.String()); err != nil {
+	if !ok && len(r.cacheFrom) > 0 {
+		id, ok = r.fromCacheImages(ctx, st, createdBy)
+		if ok {
+			r.b.cache.PutStep(st.image, key, id)
+		}
+	}
+	if !ok {
 		return false
 	}
 	fmt.Fprintf(out, " ---> Using cache\n ---> %s\n", shortID(id))
 	st.image = id
 	return true
+}
+
+// fromCacheImages finds the step in a --cache-from image's history, as
+// Docker's classic builder does: the image must extend the current one
+// (same history entries and layers so far) and its next history entry must
+// be this step. The image for the step is then rebuilt from those layers.
+func (r *buildRun) fromCacheImages(ctx context.Context, st *stageState, createdBy string) (digest.Digest, bool) {
+	var parent *Image
+	if st.image != "" {
+		p, err := r.b.backend.GetImage(ctx, st.image.String())
+		if err != nil {
+			return "", false
+		}
+		parent = p
+	}
+	src, layer, ok := matchCacheFrom(parent, r.cacheFrom, createdBy)
+	if !ok {
+		return "", false
+	}
+	n := 0
+	if parent != nil {
+		n = len(parent.Config.History)
+	}
+	if n == len(src.Config.History)-1 && configKey(src.Config.Config) == configKey(st.config) {
+		return src.ID, true
+	}
+	id, err := r.b.backend.RestoreCachedImage(ctx, st.image, src.ID, layer, &st.config, src.Config.History[n])
+	if err != nil {
+		return "", false
+	}
+	return id, true
+}
+
+// matchCacheFrom picks the source whose history continues parent's with
+// createdBy; layer is the index of the source's layer that step made (-1
+// when it made none).
+func matchCacheFrom(parent *Image, sources []*Image, createdBy string) (*Image, int, bool) {
+	var hist []ocispec.History
+	var diffIDs []digest.Digest
+	if parent != nil {
+		hist, diffIDs = parent.Config.History, parent.Config.RootFS.DiffIDs
+	}
+next:
+	for _, src := range sources {
+		sh, sd := src.Config.History, src.Config.RootFS.DiffIDs
+		if len(sh) <= len(hist) || len(sd) < len(diffIDs) {
+			continue
+		}
+		for i, h := range hist {
+			if sh[i].CreatedBy != h.CreatedBy || sh[i].EmptyLayer != h.EmptyLayer {
+				continue next
+			}
+		}
+		for i, d := range diffIDs {
+			if sd[i] != d {
+				continue next
+			}
+		}
+		step := sh[len(hist)]
+		if step.CreatedBy != createdBy {
+			continue
+		}
+		if step.EmptyLayer {
+			return src, -1, true
+		}
+		if len(sd) <= len(diffIDs) {
+			continue
+		}
+		return src, len(diffIDs), true
+	}
+	return nil, 0, false
 }
 
 func (r *buildRun) record(st *stageState, key string, id digest.Digest, out io.Writer) error {
@@ -677,7 +759,7 @@ func (r *buildRun) record(st *stageState, key string, id digest.Digest, out io.W
 func (r *buildRun) commitMeta(ctx context.Context, st *stageState, text, extra string, out io.Writer) error {
 	createdBy := "/bin/sh -c #(nop)  " + text
 	key := "meta\x00" + createdBy + "\x00" + extra + "\x00" + configKey(st.config)
-	if r.lookup(ctx, st, key, out) {
+	if r.lookup(ctx, st, key, createdBy, out) {
 		return nil
 	}
 	id, err := r.b.backend.CreateImage(ctx, st.image, &st.config, createdBy)
@@ -716,7 +798,7 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 		createdBy = fmt.Sprintf("|%d %s %s", len(argEnv), strings.Join(argEnv, " "), createdBy)
 	}
 	key := "run\x00" + createdBy + "\x00" + configKey(st.config)
-	if r.lookup(ctx, st, key, out) {
+	if r.lookup(ctx, st, key, createdBy, out) {
 		return nil
 	}
 	if st.image == "" {

@@ -246,7 +246,14 @@ func (d *Daemon) TagImage(ctx context.Context, id digest.Digest, ref string) err
 // DeleteImage implements builder.Backend: only an untagged image nothing
 // uses goes.
 func (d *Daemon) DeleteImage(ctx context.Context, id digest.Digest) error {
-	_, err := d.Images.Delete(ctx, id.String(), false, true)
+	img, err := d.Images.Get(ctx, id.String())
+	if err != nil {
+		return err
+	}
+	if len(img.RepoTags) > 0 || len(img.RepoDigests) > 0 {
+		return errdefs.Conflict("image %s is named (%v): not a cache-only image", id, img.RepoTags)
+	}
+	_, err = d.Images.Delete(ctx, id.String(), false, true)
 	return err
 }
 
@@ -296,4 +303,44 @@ func authFor(auth map[string]builder.RegistryAuth, domain string) (builder.Regis
 		}
 	}
 	return builder.RegistryAuth{}, false
+}
+
+// RestoreCachedImage implements builder.Backend.
+func (d *Daemon) RestoreCachedImage(ctx context.Context, parent, source digest.Digest, layer int, cfg *dockerspec.DockerOCIImageConfig, h ocispec.History) (digest.Digest, error) {
+	var full dockerspec.DockerOCIImage
+	var layers []image.Layer
+	if parent != "" {
+		img, err := d.Images.Get(ctx, parent.String())
+		if err != nil {
+			return "", err
+		}
+		full = img.Config
+		if layers, err = d.Images.Layers(ctx, img); err != nil {
+			return "", err
+		}
+	} else {
+		full.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	}
+	if layer >= 0 {
+		src, err := d.Images.Get(ctx, source.String())
+		if err != nil {
+			return "", err
+		}
+		srcLayers, err := d.Images.Layers(ctx, src)
+		if err != nil {
+			return "", err
+		}
+		if layer >= len(srcLayers) || (len(layers) > 0 && srcLayers[layer].Parent != layers[len(layers)-1].ChainID) {
+			return "", errdefs.InvalidArgument("cache image %s: layer %d does not extend %s", source, layer, parent)
+		}
+		layers = append(layers, srcLayers[layer])
+	}
+	full.Config = *cfg
+	full.Created = h.Created
+	full.History = append(full.History, h)
+	img, err := d.Images.Create(ctx, full, layers, image.CreateOptions{Parent: parent})
+	if err != nil {
+		return "", err
+	}
+	return img.ID, nil
 }

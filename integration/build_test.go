@@ -399,3 +399,32 @@ func TestBuildStdin(t *testing.T) {
 		t.Fatalf("-f -: %q", r.Stdout)
 	}
 }
+
+func TestBuildCacheFromAndPrune(t *testing.T) {
+	d := newBuildDaemon(t)
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": "FROM busybox\nCOPY f /f\nENV X=1\nRUN cat /f > /g\nCMD [\"cat\", \"/g\"]\n",
+		"f":          "cache-from\n",
+	})
+	must(t, d.Berth("build", "-t", "cf:1", dir))
+	if r := must(t, d.Docker("builder", "prune", "-f")); !strings.Contains(r.Stdout, "Total reclaimed space") {
+		t.Fatalf("builder prune: %s", r)
+	}
+	// The step cache is gone: nothing is reused...
+	r := must(t, d.Berth("build", "--iidfile", filepath.Join(t.TempDir(), "x"), dir))
+	if countCached(r.Stdout) != 0 {
+		t.Fatalf("pruned cache still hit:\n%s", r.Stdout)
+	}
+	must(t, d.Docker("builder", "prune", "-f"))
+	// ...unless an image is named as a cache source: its history matches.
+	for _, c := range buildCLIs(t, d) {
+		r = must(t, c.run("build", "--cache-from", "cf:1", "-t", "cf:2", dir))
+		if countCached(r.Stdout) != 4 {
+			t.Fatalf("%s --cache-from: want 4 cached steps:\n%s", c.name, r.Stdout)
+		}
+		if r := must(t, d.Berth("run", "--rm", "cf:2")); r.Stdout != "cache-from\n" {
+			t.Fatalf("image from cache: %q", r.Stdout)
+		}
+		must(t, d.Docker("builder", "prune", "-f"))
+	}
+}
