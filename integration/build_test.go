@@ -428,3 +428,33 @@ func TestBuildCacheFromAndPrune(t *testing.T) {
 		must(t, d.Docker("builder", "prune", "-f"))
 	}
 }
+
+// TestBuildDockerPy builds through docker-py, which finds the image ID in
+// the classic stream ("Successfully built" / aux) and raises BuildError on
+// an error message.
+func TestBuildDockerPy(t *testing.T) {
+	if exec.Command("python3", "-c", "import docker").Run() != nil {
+		t.Skip("docker-py not installed")
+	}
+	d := newBuildDaemon(t)
+	ok := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo py > /py\nCMD [\"cat\", \"/py\"]\n"})
+	bad := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN exit 7\n"})
+	script := `
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1])
+img, logs = c.images.build(path=sys.argv[2], tag="py:1", rm=True)
+print(img.id, img.tags)
+try:
+    c.images.build(path=sys.argv[3], tag="py:bad")
+except docker.errors.BuildError as e:
+    print("BuildError", e.msg)
+`
+	r := testutil.Run(t, nil, nil, "python3", "-c", script, d.Host(), ok, bad)
+	if r.ExitCode != 0 || !regexp.MustCompile(`^sha256:[0-9a-f]{64} \['py:1'\]\n`).MatchString(r.Stdout) ||
+		!strings.Contains(r.Stdout, "BuildError The command '/bin/sh -c exit 7' returned a non-zero code: 7") {
+		t.Fatalf("docker-py: %s", r)
+	}
+	if r := must(t, d.Berth("run", "--rm", "py:1")); r.Stdout != "py\n" {
+		t.Fatalf("docker-py image: %q", r.Stdout)
+	}
+}
