@@ -9,6 +9,6 @@
 //	├── networks/      <network id>   -> JSON Network
 //	├── ipam/          <network id>/  <ip> -> container id
 //	└── endpoints/     <container id> -> JSON Attachment (wanted networks, live addresses and ports)
-//	<exec-root>/netns/<container id>  bind mount of the container's network namespace
+//	<exec-root>/netns/<id[:12]>-<rand>  bind mount of the container's network namespace
 //	nft table ip berth_<default bridge> chains prerouting, output, postrouting (nat), forward (filter)
 package network

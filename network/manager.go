@@ -605,7 +605,10 @@ func (m *Manager) Attach(ctx context.Context, id string, o AttachOptions) (strin
 	if len(o.Ports) > 0 && (len(a.Endpoints) == 0 || m.networks[a.Endpoints[0].NetworkID] == nil || m.networks[a.Endpoints[0].NetworkID].Internal) {
 		return "", errdefs.InvalidArgument("ports of %s cannot be published: no external network", o.Name)
 	}
-	a.NSPath = filepath.Join(m.cfg.ExecRoot, "netns", id)
+	// A fresh path per start: the previous one may still be being torn down.
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	a.NSPath = filepath.Join(m.cfg.ExecRoot, "netns", id[:12]+"-"+hex.EncodeToString(suffix))
 	if err := newNetNS(a.NSPath); err != nil {
 		a.NSPath = ""
 		return "", err
