@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/jsonstream"
@@ -162,10 +163,16 @@ func (c *CLI) buildLocalDir(cmd *cobra.Command, dir string, o buildOptions) (han
 			return false, nil
 		}
 	}
+	api, err := c.Client()
+	if err != nil {
+		return false, nil
+	}
+	if sv, err := api.ServerVersion(cmd.Context(), client.ServerVersionOptions{}); err != nil || sv.Platform.Name != "Berth Engine" {
+		return false, nil
+	}
 	err = c.sendBuild(cmd, http.NoBody, df, "dir:"+abs, o)
-	var se StatusError
-	if err != nil && !errors.As(err, &se) {
-		return false, nil // refused before the build started: send the context instead
+	if err != nil && (cerrdefs.IsPermissionDenied(err) || strings.Contains(err.Error(), "context directory")) {
+		return false, nil // the daemon cannot read the directory: send the context instead
 	}
 	return true, err
 }

@@ -250,6 +250,9 @@ func TestBuildCache(t *testing.T) {
 				return r.Stdout, m[1]
 			}
 			out, id1 := build("-t", "cache-"+c.name)
+			if sent := strings.Contains(out, "Sending build context"); sent != (c.name != "berth") {
+				t.Fatalf("context sent = %v: berth reads a local directory in place, the others send a tar:\n%s", sent, out)
+			}
 			if countCached(out) != 0 {
 				t.Fatalf("first build used the cache:\n%s", out)
 			}
