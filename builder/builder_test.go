@@ -578,3 +578,52 @@ func TestBuildPull(t *testing.T) {
 		})
 	}
 }
+
+func TestParallelStages(t *testing.T) {
+	f := newFake(t)
+	b, err := New(f, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	df := `FROM busybox AS a
+RUN echo a1
+RUN echo a2
+FROM busybox AS b
+RUN echo b1
+RUN echo %s
+FROM busybox
+COPY --from=a / /a
+COPY --from=b / /b
+`
+	tests := []struct {
+		name, bLast, wantErr string
+	}{
+		{"ordered output", "b2", ""},
+		{"one stage fails", "fail-b", "returned a non-zero code: 3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeFiles(t, map[string]string{"Dockerfile": fmt.Sprintf(df, tc.bLast)})
+			out, _, err := build(t, b, dir, Options{NoCache: true})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q\n%s", err, tc.wantErr, out)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("build: %v\n%s", err, out)
+			}
+			steps := regexp.MustCompile(`(?m)^Step (\d+)/9 : `).FindAllStringSubmatch(out, -1)
+			for i, m := range steps {
+				if m[1] != fmt.Sprint(i+1) {
+					t.Fatalf("steps out of order:\n%s", out)
+				}
+			}
+			if len(steps) != 9 || strings.Index(out, "ran /bin/sh -c echo a2") > strings.Index(out, "Step 4/9") {
+				t.Fatalf("stage output not whole and in order:\n%s", out)
+			}
+		})
+	}
+}

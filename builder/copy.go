@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -594,5 +593,3 @@ func primaryGroup(root, name string) (int, error) {
 	}
 	return us[0].Gid, nil
 }
-
-var _ = sort.Strings

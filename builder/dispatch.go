@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -39,10 +40,10 @@ type buildRun struct {
 
 	cacheFrom []*Image // --cache-from images found locally
 
-	mu      sync.Mutex
-	step    int
-	total   int
-	results []*stageState
+	mu        sync.Mutex
+	total     int
+	firstStep map[int]int // stage -> number of its FROM step
+	results   []*stageState
 }
 
 // stageState is a stage as it is built.
@@ -53,6 +54,7 @@ type stageState struct {
 	args    map[string]string // ARGs declared in the stage, with values
 	argList []string          // their declaration order
 	cmdSet  bool
+	step    int // steps printed so far
 }
 
 // plan is the stages a build runs, in order, and its step count.
@@ -191,9 +193,11 @@ func (r *buildRun) plan() (*plan, error) {
 	}
 	visit(target)
 	p := &plan{target: target}
+	r.firstStep = map[int]int{}
 	for i := range r.stages {
 		if need[i] {
 			p.order = append(p.order, i)
+			r.firstStep[i] = r.total + 1
 			r.total += 1 + len(r.stages[i].Commands)
 		}
 	}
@@ -256,21 +260,25 @@ func (r *buildRun) execute(ctx context.Context, p *plan) (digest.Digest, error) 
 	}
 	// Stream stages in order: the first unfinished one live, later ones
 	// once it is done.
-	var firstErr error
+	var failed, canceled error
 	for _, i := range p.order {
 		s := slots[i]
 		s.buf.pipeTo(r.out)
 		<-s.done
-		s.buf.finish()
-		if s.err != nil && firstErr == nil && s.err != errSkipped {
-			firstErr = s.err
+		switch {
+		case s.err == nil || s.err == errSkipped:
+		case errors.Is(s.err, context.Canceled):
+			// cancelled because another stage failed, or by the client
+			canceled = s.err
+		case failed == nil:
+			failed = s.err
 		}
 	}
-	if firstErr != nil {
-		if ctx.Err() != nil && firstErr == context.Canceled {
-			return "", ctx.Err()
-		}
-		return "", firstErr
+	if failed != nil {
+		return "", failed
+	}
+	if canceled != nil {
+		return "", canceled
 	}
 	st := r.results[p.target]
 	if st.image == "" {
@@ -310,15 +318,11 @@ func (o *stageOutput) pipeTo(w io.Writer) {
 	o.live = w
 }
 
-func (o *stageOutput) finish() {}
-
-// nextStep numbers a step line.
-func (r *buildRun) nextStep(out io.Writer, text string) {
-	r.mu.Lock()
-	r.step++
-	n := r.step
-	r.mu.Unlock()
-	fmt.Fprintf(out, "Step %d/%d : %s\n", n, r.total, text)
+// nextStep prints a step line; stages number their steps from their place
+// in the plan, so parallel stages count as if run in order.
+func (r *buildRun) nextStep(out io.Writer, st *stageState, text string) {
+	st.step++
+	fmt.Fprintf(out, "Step %d/%d : %s\n", r.firstStep[st.index]+st.step-1, r.total, text)
 }
 
 func copyConfig(c dockerspec.DockerOCIImageConfig) dockerspec.DockerOCIImageConfig {
@@ -331,7 +335,7 @@ func copyConfig(c dockerspec.DockerOCIImageConfig) dockerspec.DockerOCIImageConf
 func (r *buildRun) runStage(ctx context.Context, i int, out io.Writer) (*stageState, error) {
 	s := r.stages[i]
 	st := &stageState{index: i, args: map[string]string{}}
-	r.nextStep(out, s.SourceCode)
+	r.nextStep(out, st, s.SourceCode)
 	base := r.bases[i]
 	var triggers []string
 	if j, ok := r.stageByName(base, i); ok && !isNumber(base) {
@@ -386,7 +390,7 @@ func (r *buildRun) runStage(ctx context.Context, i int, out io.Writer) (*stageSt
 		}
 	}
 	for _, c := range s.Commands {
-		r.nextStep(out, cmdText(c))
+		r.nextStep(out, st, cmdText(c))
 		if err := r.dispatch(ctx, st, c, out); err != nil {
 			return nil, err
 		}
