@@ -627,3 +627,26 @@ COPY --from=b / /b
 		})
 	}
 }
+
+func TestFromPlatform(t *testing.T) {
+	f := newFake(t)
+	b, err := New(f, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, tc := range []struct {
+		from    string
+		wantErr bool
+	}{
+		{"FROM --platform=$BUILDPLATFORM busybox", false},
+		{"FROM --platform=linux/" + goarch() + " busybox", false},
+		{"FROM --platform=linux/s390x busybox", true},
+	} {
+		dir := writeFiles(t, map[string]string{"Dockerfile": tc.from + "\n"})
+		out, _, err := build(t, b, dir, Options{})
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: err %v\n%s", tc.from, err, out)
+		}
+	}
+}

@@ -346,8 +346,14 @@ func (r *buildRun) runStage(ctx context.Context, i int, out io.Writer) (*stageSt
 	} else if strings.EqualFold(base, "scratch") {
 		st.config = dockerspec.DockerOCIImageConfig{}
 	} else {
-		if err := checkPlatform(s.Platform); err != nil && s.Platform != "" && !strings.Contains(s.Platform, "$") {
-			return nil, fmt.Errorf("line %d: %w", fromLine(s), err)
+		if s.Platform != "" {
+			p, _, err := r.lex().ProcessWord(s.Platform, shell.EnvsFromSlice(envList(r.meta)))
+			if err == nil {
+				err = checkPlatform(p)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("line %d: FROM --platform=%s: %w", fromLine(s), s.Platform, err)
+			}
 		}
 		img, err := r.b.backend.GetImage(ctx, base)
 		if r.opts.Pull || errdefs.IsNotFound(err) {
