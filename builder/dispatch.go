@@ -581,8 +581,20 @@ func (r *buildRun) dispatch(ctx context.Context, st *stageState, cmd instruction
 	case *instructions.RunCommand:
 		return r.run(ctx, st, c, out)
 	case *instructions.CopyCommand:
+		// --from sees the global ARGs (as the plan did) and the stage's.
+		env := map[string]string{}
+		for k, v := range r.meta {
+			env[k] = v
+		}
+		for _, k := range st.expandEnv().Keys() {
+			env[k], _ = st.expandEnv().Get(k)
+		}
+		from, _, err := lex.ProcessWord(c.From, shell.EnvsFromSlice(envList(env)))
+		if err != nil {
+			return errdefs.InvalidArgument("%s: COPY --from=%s: %v", lineOf(c), c.From, err)
+		}
 		return r.copy(ctx, st, copySpec{
-			cmd: c, name: "COPY", sd: c.SourcesAndDest, from: c.From, chown: c.Chown, chmod: c.Chmod,
+			cmd: c, name: "COPY", sd: c.SourcesAndDest, from: from, chown: c.Chown, chmod: c.Chmod,
 			excludes: c.ExcludePatterns,
 		}, out)
 	case *instructions.AddCommand:
