@@ -31,6 +31,9 @@ const localDirPrefix = "dir:"
 
 func (s *Server) postBuild(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	q := r.URL.Query()
+	if q.Get("version") == "2" {
+		return errdefs.NotImplemented("BuildKit builds are not supported by berthd: use the classic builder (DOCKER_BUILDKIT=0)")
+	}
 	o := builder.Options{
 		Dockerfile:  q.Get("dockerfile"),
 		Tags:        q["t"],
