@@ -1,6 +1,12 @@
 package builder
 
-// The build cache, in <root>/cache.db (bbolt):
+// The builder's directory (<data-root>/builder):
+//
+//	cache.db     the build cache (below)
+//	tmp/         spooled context tars of running builds (unlinked at once;
+//	             anything left is removed when the builder starts)
+//
+// The build cache, in cache.db (bbolt):
 //
 //	steps/
 //	  <sha256(parent image ID, step key)> -> image ID the step made
