@@ -366,6 +366,7 @@ func TestCopyIntoLayer(t *testing.T) {
 		{name: "escape", dockerfile: "COPY ../../../etc/hostname /h", want: []string{}, wantErr: "file not found"},
 		{name: "many to file", dockerfile: "COPY a b /x", files: map[string]string{"a": "1", "b": "2"}, wantErr: "must be a directory and end with a /"},
 		{name: "workdir relative", dockerfile: "WORKDIR /w\nCOPY a rel/", files: map[string]string{"a": "1"}, want: []string{"w/rel/a"}},
+		{name: "workdir is created", dockerfile: "WORKDIR /x/y\nWORKDIR z", want: []string{"x/y/z"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

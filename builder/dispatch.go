@@ -519,6 +519,7 @@ func (r *buildRun) dispatch(ctx context.Context, st *stageState, cmd instruction
 			p = path.Join("/", cfg.WorkingDir, p)
 		}
 		cfg.WorkingDir = path.Clean(p)
+		return r.workdir(ctx, st, cmdText(c), out)
 	case *instructions.UserCommand:
 		cfg.User = c.User
 	case *instructions.ExposeCommand:
@@ -785,6 +786,24 @@ func (r *buildRun) commitMeta(ctx context.Context, st *stageState, text, extra s
 		return nil
 	}
 	id, err := r.b.backend.CreateImage(ctx, st.image, &st.config, createdBy)
+	if err != nil {
+		return fmt.Errorf("%s: %w", text, err)
+	}
+	return r.record(st, key, id, out)
+}
+
+// workdir makes WORKDIR's directory in a layer, as Docker's classic
+// builder does (an existing directory gives an empty layer).
+func (r *buildRun) workdir(ctx context.Context, st *stageState, text string, out io.Writer) error {
+	createdBy := "/bin/sh -c #(nop) " + text
+	key := "workdir\x00" + createdBy + "\x00" + configKey(st.config)
+	if r.lookup(ctx, st, key, createdBy, out) {
+		return nil
+	}
+	dir := st.config.WorkingDir
+	id, err := r.b.backend.CommitFiles(ctx, st.image, &st.config, createdBy, func(root string) error {
+		return (&copier{root: root}).mkdirAll(dir)
+	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", text, err)
 	}
