@@ -112,6 +112,12 @@ func pushPullRoundTrip(t *testing.T, d *testutil.Daemon, repo string) {
 	if !strings.Contains(r.Stdout, "Layer already exists") {
 		t.Fatalf("second push should find the layer:\n%s", r.Stdout)
 	}
+	// berth's own push: same image, same manifest, so the same digest.
+	must(t, d.Berth("tag", "busybox", repo+":v2"))
+	r = must(t, d.Berth("push", repo+":v2"))
+	if !strings.Contains(r.Stdout, "v2: digest: "+dgst) || !strings.Contains(r.Stdout, "Layer already exists") {
+		t.Fatalf("berth push output:\n%s", r.Stdout)
+	}
 	for _, c := range clis(t, d) {
 		t.Run(c.name, func(t *testing.T) {
 			must(t, c.run("rmi", repo+":v1"))
@@ -167,6 +173,24 @@ func TestPullPushLoginWithAccounts(t *testing.T) {
 	r := must(t, d.DockerIn(strings.NewReader("secret\n"), "login", "-u", "alice", "--password-stdin", addr))
 	if !strings.Contains(r.Stdout, "Login Succeeded") {
 		t.Fatalf("login: %s", r)
+	}
+	// The berth CLI, with its own config directory.
+	cfg := t.TempDir()
+	berth := func(stdin string, args ...string) testutil.Result {
+		return d.BerthIn(strings.NewReader(stdin), append([]string{"--config", cfg}, args...)...)
+	}
+	if r := berth("wrong\n", "login", "-u", "alice", "--password-stdin", addr); r.ExitCode == 0 {
+		t.Fatalf("berth login with a wrong password: %s", r)
+	}
+	must(t, berth("secret\n", "login", "-u", "alice", "--password-stdin", addr))
+	must(t, d.Berth("tag", "busybox", addr+"/alice/berth:v1"))
+	must(t, berth("", "push", addr+"/alice/berth:v1"))
+	must(t, d.Berth("rmi", addr+"/alice/berth:v1"))
+	must(t, berth("", "pull", addr+"/alice/berth:v1"))
+	must(t, berth("", "logout", addr))
+	must(t, d.Berth("rmi", addr+"/alice/berth:v1"))
+	if r := berth("", "pull", addr+"/alice/berth:v1"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "pull access denied") {
+		t.Fatalf("berth pull after logout: %s", r)
 	}
 	must(t, d.Docker("push", repo+":v1"))
 	must(t, d.Docker("rmi", repo+":v1"))
@@ -438,3 +462,19 @@ func TestPullConcurrentSharesLayers(t *testing.T) {
 }
 
 var ocispecVersioned = specs.Versioned{SchemaVersion: 2}
+
+func TestPullDockerHubNameThroughMirror(t *testing.T) {
+	f := newFakeRegistry(t)
+	desc, _ := f.addImage(t, runtime.GOARCH, map[string]string{"hello": "world"})
+	f.tag("latest", desc)
+	d := testutil.StartDaemon(t, "--registry-mirror", f.srv.URL)
+	r := must(t, d.Berth("pull", "busybox"))
+	if !strings.Contains(r.Stdout, "latest: Pulling from library/busybox") || !strings.Contains(r.Stdout, "Status: Downloaded newer image for busybox:latest") ||
+		!strings.Contains(r.Stdout, "docker.io/library/busybox:latest") {
+		t.Fatalf("pull through the mirror:\n%s", r.Stdout)
+	}
+	r = must(t, d.Berth("image", "inspect", "-f", "{{json .RepoDigests}}", "busybox"))
+	if !strings.Contains(r.Stdout, "busybox@"+desc.Digest.String()) {
+		t.Fatalf("repo digests %s", r.Stdout)
+	}
+}
