@@ -105,7 +105,7 @@ func crashCommits(t *testing.T, pause bool) {
 		default:
 			lost++
 		}
-		checkWriter(t, d, what, want)
+		checkWriter(t, d, what, want, pause)
 	}
 	t.Logf("%d crashes: %d commits recorded, %d never finished", len(delays), committed, lost)
 
@@ -113,7 +113,7 @@ func crashCommits(t *testing.T, pause bool) {
 	must(t, d.Berth("stop", "-t", "1", "writer"))
 	must(t, d.Berth("start", "writer"))
 	waitFor(t, func() bool { return d.Berth("exec", "writer", "test", "-e", "/tmp/ready").ExitCode == 0 })
-	checkWriter(t, d, "after stop and start", want)
+	checkWriter(t, d, "after stop and start", want, pause)
 	must(t, d.Berth("commit", pauseFlag, "writer", "crash:final"))
 	checkImage(t, d, "crash:final", want)
 	must(t, d.Berth("rm", "-f", "writer"))
@@ -144,18 +144,20 @@ func checkImage(t *testing.T, d *testutil.Daemon, ref, want string) {
 }
 
 // checkWriter asserts the writer container is running, not left frozen by
-// an interrupted commit, and unchanged.
-func checkWriter(t *testing.T, d *testutil.Daemon, what, want string) {
+// an interrupted commit, and unchanged. pause says the commits froze it.
+func checkWriter(t *testing.T, d *testutil.Daemon, what, want string, pause bool) {
 	t.Helper()
 	st := strings.TrimSpace(d.Berth("inspect", "-f", "{{.State.Status}}", "writer").Stdout)
 	if st != "running" {
 		t.Fatalf("%s: the container is %q, not running", what, st)
 	}
 	r := d.Berth("exec", "writer", "sh", "-c", sumCmd)
-	if r.ExitCode != 0 && strings.Contains(r.Stdout+r.Stderr, "is paused") {
+	if pause && r.ExitCode != 0 && strings.Contains(r.Stdout+r.Stderr, "is paused") {
 		// Known gap (daemon/restore.go): the commit's freeze outlives the
 		// killed berthd; the record says running, so unpause is refused
-		// too, and only stop/start brings the container back.
+		// too, and only stop/start brings the container back. Fix: when
+		// restore adopts a container recorded as running that the runtime
+		// reports paused, resume it (only a commit freezes without a record).
 		t.Skipf("KNOWN GAP: %s: the container was left frozen by the interrupted commit while inspect says %q: %s", what, st, r)
 	}
 	if r.ExitCode != 0 || r.Stdout != want {
