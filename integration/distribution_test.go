@@ -232,14 +232,17 @@ type fakeRegistry struct {
 	// corrupt serves these blobs with one byte changed.
 	corrupt map[digest.Digest]bool
 	// cut makes the first GET of these blobs stop half way.
-	cut   map[digest.Digest]bool
+	cut map[digest.Digest]bool
+	// block holds GETs of these blobs until the channel closes.
+	block map[digest.Digest]chan struct{}
 	delay time.Duration
 	srv   *httptest.Server
 }
 
 func newFakeRegistry(t *testing.T) *fakeRegistry {
 	f := &fakeRegistry{manifests: map[string][]byte{}, types: map[string]string{}, blobs: map[digest.Digest][]byte{},
-		gets: map[digest.Digest]int{}, corrupt: map[digest.Digest]bool{}, cut: map[digest.Digest]bool{}}
+		gets: map[digest.Digest]int{}, corrupt: map[digest.Digest]bool{}, cut: map[digest.Digest]bool{},
+		block: map[digest.Digest]chan struct{}{}}
 	f.srv = httptest.NewServer(f)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -276,13 +279,20 @@ func (f *fakeRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.gets[d]++
 		n := f.gets[d]
 		corrupt, cut := f.corrupt[d], f.cut[d] && n == 1
-		delay := f.delay
+		delay, block := f.delay, f.block[d]
 		f.mu.Unlock()
 		if !ok {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
 		time.Sleep(delay)
+		if block != nil {
+			select {
+			case <-block:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if corrupt {
 			b = append([]byte{}, b...)
 			b[len(b)/2] ^= 0xff
@@ -476,5 +486,51 @@ func TestPullDockerHubNameThroughMirror(t *testing.T) {
 	r = must(t, d.Berth("image", "inspect", "-f", "{{json .RepoDigests}}", "busybox"))
 	if !strings.Contains(r.Stdout, "busybox@"+desc.Digest.String()) {
 		t.Fatalf("repo digests %s", r.Stdout)
+	}
+}
+
+func TestPullCancelledThenResumed(t *testing.T) {
+	d := testutil.StartDaemon(t)
+	f := newFakeRegistry(t)
+	desc, layers := f.addImage(t, runtime.GOARCH, map[string]string{"first": strings.Repeat("1", 50000)}, map[string]string{"second": "2"})
+	f.tag("latest", desc)
+	release := make(chan struct{})
+	f.block[layers[1]] = release
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testutil.Bin(t, "berth"), "-H", d.Host(), "pull", f.host()+"/cancel/app")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the first layer is in the content store, then drop the client.
+	first := filepath.Join(d.DataRoot, "content", "blobs", "sha256", layers[0].Encoded())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(first); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first layer never arrived")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	cmd.Wait()
+	close(release)
+	must(t, d.Berth("pull", f.host()+"/cancel/app"))
+	if n := f.blobGets(layers[0]); n != 1 {
+		t.Fatalf("first layer fetched %d times, want 1 (kept from the cancelled pull)", n)
+	}
+	must(t, d.Berth("image", "inspect", f.host()+"/cancel/app"))
+	ingest, _ := os.ReadDir(filepath.Join(d.DataRoot, "content", "ingest"))
+	if len(ingest) != 0 {
+		t.Fatalf("ingest files left: %v", ingest)
 	}
 }
