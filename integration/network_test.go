@@ -220,8 +220,8 @@ func TestNetworkUserDNSAndIsolation(t *testing.T) {
 }
 
 func TestNetworkModes(t *testing.T) {
-	d, nc := netDaemon(t, 0)
-	for _, c := range clis(t, d) {
+	d, nc := netDaemon(t, 2)
+	for i, c := range clis(t, d) {
 		t.Run(c.name, func(t *testing.T) {
 			r := must(t, c.run("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"))
 			if strings.Contains(r.Stdout, "eth0") || !strings.Contains(r.Stdout, "lo") {
@@ -242,6 +242,18 @@ func TestNetworkModes(t *testing.T) {
 			if !strings.Contains(r.Stdout, "nameserver 10.9.9.9") || !strings.Contains(r.Stdout, "10.1.2.3\tdb.local") {
 				t.Fatalf("--dns/--add-host: %s", r)
 			}
+			// --internal: an address, no default route, no way out
+			in := "internal-" + c.name
+			must(t, c.run("network", "create", "--internal", "--subnet", nc.Spare[i].String(), in))
+			t.Cleanup(func() { c.run("network", "rm", in) })
+			if r := must(t, c.run("network", "inspect", "-f", "{{.Internal}}", in)); strings.TrimSpace(r.Stdout) != "true" {
+				t.Fatalf("inspect internal: %s", r)
+			}
+			r = must(t, c.run("run", "--rm", "--network", in, "busybox", "sh", "-c", "ip -o -4 addr; echo ROUTES; ip route"))
+			if !strings.Contains(r.Stdout, "eth0") || strings.Contains(r.Stdout, "default") {
+				t.Fatalf("internal network: %s", r)
+			}
+			must(t, c.run("network", "rm", in))
 			if r := c.run("network", "rm", "bridge"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "pre-defined") {
 				t.Fatalf("rm bridge: %s", r)
 			}

@@ -77,17 +77,17 @@ func deleteLink(name string) error {
 // with loopback up.
 func newNetNS(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create netns directory: %w", err)
+		return errdefs.System("create netns directory: %v", err)
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
 	if err != nil {
 		if os.IsExist(err) {
 			unix.Unmount(path, unix.MNT_DETACH)
 			if f, err = os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o444); err != nil {
-				return fmt.Errorf("create netns file %s: %w", path, err)
+				return errdefs.System("create netns file %s: %v", path, err)
 			}
 		} else {
-			return fmt.Errorf("create netns file %s: %w", path, err)
+			return errdefs.System("create netns file %s: %v", path, err)
 		}
 	}
 	f.Close()

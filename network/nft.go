@@ -2,7 +2,6 @@ package network
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net/netip"
 
 	"github.com/berth-dev/berth/errdefs"
@@ -189,7 +188,7 @@ func deleteTable(name string) error {
 	}
 	conn.DelTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: name})
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("delete nftables table %s: %w", name, err)
+		return errdefs.System("delete nftables table %s: %v", name, err)
 	}
 	return nil
 }
