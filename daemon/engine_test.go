@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"syscall"
 	"testing"
 	"time"
@@ -262,4 +263,43 @@ func TestExecResizeBeforeProcess(t *testing.T) {
 	if err := d.ExecResize("nope", 1, 1); !errdefs.IsNotFound(err) {
 		t.Errorf("missing exec: %v", err)
 	}
+}
+
+// FuzzCreateValidation feeds decoded create bodies through the checks and
+// the image merge that run before any state changes: no panic, and every
+// refusal is an InvalidArgument.
+func FuzzCreateValidation(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{"Image":"busybox","Entrypoint":[""],"Cmd":null}`, `{"HostConfig":{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":-1}}}`,
+		`{"HostConfig":{"AutoRemove":true,"RestartPolicy":{"Name":"unless-stopped"}}}`, `{"HostConfig":{"LogConfig":{"Type":"none"}}}`,
+		`{"Env":["=","A","A=1","A=2"],"ExposedPorts":{"1/tcp":{}},"Labels":{"":""},"Volumes":{"":{}}}`,
+		`{"Entrypoint":[],"Cmd":[]}`, `{"Healthcheck":{"Test":["NONE"]}}`,
+	} {
+		f.Add(s)
+	}
+	img := &image.Image{Config: dockerspec.DockerOCIImage{Config: dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{
+		Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}, ExposedPorts: map[string]struct{}{"80/tcp": {}, "x": {}},
+		Volumes: map[string]struct{}{"/data": {}}, Labels: map[string]string{"a": "b"},
+	}}}}
+	f.Fuzz(func(t *testing.T, body string) {
+		var req api.CreateRequest
+		if json.Unmarshal([]byte(body), &req) != nil {
+			return
+		}
+		hc := req.HostConfig
+		if hc == nil {
+			hc = &api.HostConfig{}
+		}
+		if err := validateHostConfig(hc); err != nil && !errdefs.IsInvalidArgument(err) {
+			t.Fatalf("validate %s: %v is not InvalidArgument", body, err)
+		}
+		cfg := req.Config
+		if cfg == nil {
+			cfg = &api.Config{}
+		}
+		merged := mergeImageConfig(cfg, img)
+		if merged.Labels == nil {
+			t.Fatalf("merge %s: nil labels", body)
+		}
+	})
 }
