@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -572,7 +573,7 @@ func TestCompatListAndInspectShape(t *testing.T) {
 		{"?all=1&limit=1", "/ps-exited"},
 	} {
 		got := names(tc.query)
-		sortStrings(got)
+		slices.Sort(got)
 		if strings.Join(got, ",") != tc.want {
 			t.Errorf("ps %s: %v, want %s", tc.query, got, tc.want)
 		}
@@ -643,14 +644,6 @@ func TestCompatListAndInspectShape(t *testing.T) {
 	}
 }
 
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-}
-
 // TestCompatWait covers the three wait conditions and the ordering the Go
 // client relies on: the wait's header arrives before start is sent.
 func TestCompatWait(t *testing.T) {
@@ -683,7 +676,7 @@ func TestCompatWait(t *testing.T) {
 	run := createC(t, c, "w-run", &container.Config{Cmd: []string{"sleep", "1000"}}, nil)
 	t.Cleanup(func() { removeC(t, c, run) })
 	startC(t, c, run)
-	resp, br, _ := hijackRaw(t, d, "/v1.47/containers/w-run/wait?condition=next-exit", false, "")
+	resp, _, _ := hijackRaw(t, d, "/v1.47/containers/w-run/wait?condition=next-exit", false, "")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("wait head: %d %v", resp.StatusCode, resp.Header)
 	}
@@ -694,7 +687,6 @@ func TestCompatWait(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&wr); err != nil {
 		t.Fatalf("wait body: %v", err)
 	}
-	_ = br
 	if wr["StatusCode"] != float64(137) {
 		t.Errorf("wait after SIGKILL: %v", wr)
 	}
