@@ -37,14 +37,14 @@ func (d *Daemon) newNetworks(ctx context.Context) (*bnet.Manager, error) {
 // adoptNetworks gives running containers (re-adopted by restore) their
 // port reservations and DNS servers back; leftovers of stopped ones go.
 func (d *Daemon) adoptNetworks(ctx context.Context) {
-	d.Networks.Adopt(ctx, func(id string) bool {
+	d.Networks.Adopt(ctx, func(id string) (bool, bool) {
 		c, err := d.Containers.Get(id)
 		if err != nil {
-			return false
+			return false, false
 		}
 		c.Lock()
 		defer c.Unlock()
-		return c.State.Running()
+		return true, c.State.Running()
 	})
 }
 

@@ -919,16 +919,26 @@ func (m *Manager) Disconnect(ctx context.Context, id, ref string) error {
 
 // Adopt takes over what a previous daemon left: running containers keep
 // their namespaces, addresses and rules and get their port reservations
-// and DNS servers back; stopped ones are detached.
-func (m *Manager) Adopt(ctx context.Context, running func(id string) bool) {
+// and DNS servers back; stopped ones are detached; records of containers
+// that no longer exist (a create that failed half-way) are dropped.
+func (m *Manager) Adopt(ctx context.Context, state func(id string) (exists, running bool)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, a := range m.atts {
-		if a.NSPath == "" {
+	for id, a := range m.atts {
+		exists, running := state(id)
+		if !exists || !running {
+			if a.NSPath != "" {
+				m.detachLocked(a)
+			}
+			if !exists {
+				delete(m.atts, id)
+				if err := m.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketEndpoints).Delete([]byte(id)) }); err != nil {
+					slog.Warn("forget endpoints", "container", id, "error", err)
+				}
+			}
 			continue
 		}
-		if !running(a.ContainerID) {
-			m.detachLocked(a)
+		if a.NSPath == "" {
 			continue
 		}
 		for _, p := range a.Ports {
@@ -940,7 +950,7 @@ func (m *Manager) Adopt(ctx context.Context, running func(id string) bool) {
 			}
 		}
 		if err := m.startDNSLocked(a); err != nil {
-			slog.Warn("restart embedded DNS", "container", a.ContainerID, "error", err)
+			slog.Warn("restart embedded DNS", "container", id, "error", err)
 		}
 	}
 }
