@@ -71,6 +71,7 @@ ms_since() { echo $((($(now_ns) - $1) / 1000000)); }
 push_once() {
 	start_registry
 	"$DOCKER_CLI" -H "$1" tag goimage "$REG/bench/go:$2" >/dev/null
+	sync
 	local t0; t0=$(now_ns)
 	"$DOCKER_CLI" -H "$1" push -q "$REG/bench/go:$2" >/dev/null
 	ms_since "$t0" >>"$3"
@@ -81,6 +82,7 @@ push_once() {
 pull_once() {
 	"$DOCKER_CLI" -H "$1" rmi -f "$REG/bench/go:src" >/dev/null 2>&1 || true
 	"$DOCKER_CLI" -H "$1" image prune -af >/dev/null 2>&1 || true
+	sync # the previous run's dirty pages are not this run's cost
 	local t0; t0=$(now_ns)
 	"$DOCKER_CLI" -H "$1" pull -q "$REG/bench/go:src" >/dev/null
 	ms_since "$t0" >>"$2"
@@ -123,6 +125,7 @@ berth_pull=$(median <"$BENCH_DIR/pull.berth")
 [ $have_docker = 1 ] && docker_pull=$(median <"$BENCH_DIR/pull.docker")
 size=$(du -b "$BENCH_DIR/goimage.tar" | cut -f1)
 
+for f in push.berth push.docker pull.berth pull.docker; do echo "runs $f (ms): $(tr '\n' ' ' <"$BENCH_DIR/$f")"; done
 echo "image: 4 layers, $((size / 1000000)) MB uncompressed; median of $N runs; loopback registry (distribution 2.8)"
 echo "| measure | berth | docker 20.10 | docker / berth |"
 echo "|---|---|---|---|"
