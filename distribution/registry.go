@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -120,7 +119,8 @@ func (s *Service) insecure(host string) bool {
 		return true
 	}
 	ip := net.ParseIP(h)
-	if ip == nil {
+	if ip == nil && len(s.nets) > 0 {
+		// Only a CIDR entry needs the name resolved.
 		if addrs, err := net.LookupIP(h); err == nil && len(addrs) > 0 {
 			ip = addrs[0]
 		}
@@ -181,11 +181,17 @@ func (s *Service) scheme(ctx context.Context, host string) (string, error) {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(pctx, http.MethodGet, "https://"+host+"/v2/", nil)
-	if resp, err := s.loose.Do(req); err == nil {
+	resp, err := s.loose.Do(req)
+	if err == nil {
 		resp.Body.Close()
 		sc = "https"
 	} else if ctx.Err() != nil {
 		return "", ctx.Err()
+	}
+	var oe *net.OpError
+	if err != nil && errors.As(err, &oe) && oe.Op == "dial" {
+		// Nobody listens (yet): decide next time, plain HTTP for now.
+		return sc, nil
 	}
 	s.schemeMu.Lock()
 	s.schemes[host] = sc
@@ -241,5 +247,3 @@ func registryHost(domain string) string {
 	}
 	return domain
 }
-
-var _ = fmt.Sprintf
