@@ -23,7 +23,9 @@ type buildCLI struct {
 }
 
 // newBuildDaemon starts berthd on its own bridge (so it does not depend on
-// a free default pool) with the busybox fixture.
+// a free default pool) with the busybox fixture. Builds need no bridge (RUN
+// has loopback only) and the tests run their images with --network none, so
+// nothing depends on the bridge staying up.
 func newBuildDaemon(t *testing.T) *testutil.Daemon {
 	d := testutil.StartDaemon(t, "--bridge", "bbuild0", "--bip", "10.213.0.1/24", "--iptables=false")
 	t.Cleanup(func() { exec.Command("ip", "link", "del", "bbuild0").Run() })
@@ -201,11 +203,11 @@ func TestBuildEveryInstruction(t *testing.T) {
 			if ep, _ := json.Marshal(cfg["Entrypoint"]); string(ep) != `["/bin/sh","-c"]` {
 				t.Fatalf("entrypoint: %s", ep)
 			}
-			r = must(t, d.Berth("run", "--rm", tag))
+			r = must(t, d.Berth("run", "--rm", "--network", "none", tag))
 			if r.Stdout != "hi from "+runtime.GOARCH+"\ngreetings\n" {
 				t.Fatalf("RUN output in image: %q", r.Stdout)
 			}
-			r = must(t, d.Berth("run", "--rm", "--entrypoint", "sh", tag, "-c",
+			r = must(t, d.Berth("run", "--rm", "--network", "none", "--entrypoint", "sh", tag, "-c",
 				"cat /result/heredoc.txt /result/inline.txt /result/src/a.txt /result/src/sub/b.txt /result/unpacked/x/y.txt"))
 			if r.Stdout != "heredoc\ninline test\na\nb\nfrom tar\n" {
 				t.Fatalf("files: %q", r.Stdout)
@@ -216,7 +218,7 @@ func TestBuildEveryInstruction(t *testing.T) {
 			if !strings.HasPrefix(id, "sha256:") {
 				t.Fatalf("-q output: %q", r.Stdout)
 			}
-			r = must(t, d.Berth("run", "--rm", id, "stat", "-c", "%u:%g %a", "/app/greeting.txt"))
+			r = must(t, d.Berth("run", "--rm", "--network", "none", id, "stat", "-c", "%u:%g %a", "/app/greeting.txt"))
 			if strings.TrimSpace(r.Stdout) != "1000:1000 640" {
 				t.Fatalf("chown/chmod: %q", r.Stdout)
 			}
@@ -272,7 +274,7 @@ func TestBuildCache(t *testing.T) {
 			if countCached(out) != 0 || id3 == id1 {
 				t.Fatalf("changed file: want no cached steps:\n%s", out)
 			}
-			if r := must(t, d.Berth("run", "--rm", "cache-"+c.name)); r.Stdout != "two "+c.name+"\n" {
+			if r := must(t, d.Berth("run", "--rm", "--network", "none", "cache-"+c.name)); r.Stdout != "two "+c.name+"\n" {
 				t.Fatalf("rebuilt image: %q", r.Stdout)
 			}
 			out, _ = build("--no-cache")
@@ -364,7 +366,7 @@ func TestBuildScratchAndIgnore(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("secret.txt\nlogs/\n!logs/keep.log\n"), 0o644)
 			tag := "scratch-" + c.name
 			must(t, c.run("build", "-t", tag, dir))
-			r := must(t, d.Berth("run", "--rm", tag))
+			r := must(t, d.Berth("run", "--rm", "--network", "none", tag))
 			if strings.Contains(r.Stdout, "secret.txt") || strings.Contains(r.Stdout, "a.log") ||
 				!strings.Contains(r.Stdout, "keep.log") || !strings.Contains(r.Stdout, "main.txt") {
 				t.Fatalf(".dockerignore not applied: %q", r.Stdout)
@@ -394,11 +396,11 @@ func TestBuildStdin(t *testing.T) {
 	}
 	defer f.Close()
 	must(t, d.BerthIn(f, "build", "-t", "stdin-tar", "-"))
-	if r := must(t, d.Berth("run", "--rm", "stdin-tar")); r.Stdout != "tarred\n" {
+	if r := must(t, d.Berth("run", "--rm", "--network", "none", "stdin-tar")); r.Stdout != "tarred\n" {
 		t.Fatalf("gzip tar context: %q", r.Stdout)
 	}
 	r = must(t, d.BerthIn(strings.NewReader("FROM busybox\nCMD [\"cat\", \"/f\"]\nCOPY f /f\n"), "build", "-f", "-", "-t", "stdin-f", dir))
-	if r := must(t, d.Berth("run", "--rm", "stdin-f")); r.Stdout != "tarred\n" {
+	if r := must(t, d.Berth("run", "--rm", "--network", "none", "stdin-f")); r.Stdout != "tarred\n" {
 		t.Fatalf("-f -: %q", r.Stdout)
 	}
 }
@@ -425,7 +427,7 @@ func TestBuildCacheFromAndPrune(t *testing.T) {
 		if countCached(r.Stdout) != 4 {
 			t.Fatalf("%s --cache-from: want 4 cached steps:\n%s", c.name, r.Stdout)
 		}
-		if r := must(t, d.Berth("run", "--rm", "cf:2")); r.Stdout != "cache-from\n" {
+		if r := must(t, d.Berth("run", "--rm", "--network", "none", "cf:2")); r.Stdout != "cache-from\n" {
 			t.Fatalf("image from cache: %q", r.Stdout)
 		}
 		must(t, d.Docker("builder", "prune", "-f"))
@@ -457,7 +459,7 @@ except docker.errors.BuildError as e:
 		!strings.Contains(r.Stdout, "BuildError The command '/bin/sh -c exit 7' returned a non-zero code: 7") {
 		t.Fatalf("docker-py: %s", r)
 	}
-	if r := must(t, d.Berth("run", "--rm", "py:1")); r.Stdout != "py\n" {
+	if r := must(t, d.Berth("run", "--rm", "--network", "none", "py:1")); r.Stdout != "py\n" {
 		t.Fatalf("docker-py image: %q", r.Stdout)
 	}
 }
