@@ -366,6 +366,8 @@ func TestCopyIntoLayer(t *testing.T) {
 		{name: "escape", dockerfile: "COPY ../../../etc/hostname /h", want: []string{}, wantErr: "file not found"},
 		{name: "many to file", dockerfile: "COPY a b /x", files: map[string]string{"a": "1", "b": "2"}, wantErr: "must be a directory and end with a /"},
 		{name: "workdir relative", dockerfile: "WORKDIR /w\nCOPY a rel/", files: map[string]string{"a": "1"}, want: []string{"w/rel/a"}},
+		{name: "from an image that is pulled", dockerfile: "COPY --from=registry.test/pullme:1 / /p/", want: []string{"p"}},
+		{name: "from a missing image", dockerfile: "COPY --from=nosuch:2 / /p/", wantErr: "pull access denied"},
 		{name: "workdir is created", dockerfile: "WORKDIR /x/y\nWORKDIR z", want: []string{"x/y/z"}},
 	}
 	for _, tc := range tests {

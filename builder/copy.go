@@ -83,6 +83,9 @@ func (r *buildRun) copy(ctx context.Context, st *stageState, cs copySpec, out io
 			}
 		} else {
 			img, err := r.b.backend.GetImage(ctx, cs.from)
+			if errdefs.IsNotFound(err) {
+				img, err = r.b.backend.PullImage(ctx, cs.from, r.opts.Auth, out)
+			}
 			if err != nil {
 				return fmt.Errorf("%s --from=%s: %w", where, cs.from, err)
 			}
