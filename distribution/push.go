@@ -215,9 +215,10 @@ func isCompressed(mt string) bool {
 }
 
 // compressedLayer returns the blob to push for a layer: its own when it
-// is compressed, else its gzip, made once and remembered.
+// is compressed or came from a registry as it is (so a pulled image pushes
+// with its manifest's digest), else its gzip, made once and remembered.
 func (s *Service) compressedLayer(ctx context.Context, l image.Layer) (ocispec.Descriptor, error) {
-	if isCompressed(l.Blob.MediaType) && s.store.Content().Exists(ctx, l.Blob.Digest) {
+	if (isCompressed(l.Blob.MediaType) || len(s.store.BlobSources(ctx, l.Blob.Digest)) > 0) && s.store.Content().Exists(ctx, l.Blob.Digest) {
 		return l.Blob, nil
 	}
 	if d, ok := s.store.CompressedBlob(ctx, l.DiffID); ok {
@@ -375,7 +376,7 @@ func (s *Service) manifestFor(ctx context.Context, img *image.Image, cfg ocispec
 			if json.Unmarshal(raw, &m) == nil && !isIndex(m.MediaType) && m.Config.Digest == img.ID && len(m.Layers) == len(blobs) {
 				same := true
 				for i, l := range m.Layers {
-					same = same && l.Digest == blobs[i].desc.Digest && isCompressed(l.MediaType)
+					same = same && l.Digest == blobs[i].desc.Digest
 				}
 				if same {
 					mt := m.MediaType
@@ -400,8 +401,10 @@ func (s *Service) manifestFor(ctx context.Context, img *image.Image, cfg ocispec
 		switch {
 		case oci && strings.HasSuffix(l.MediaType, "gzip"):
 			l.MediaType = ocispec.MediaTypeImageLayerGzip
-		case !oci:
+		case !oci && strings.HasSuffix(l.MediaType, "gzip"):
 			l.MediaType = MediaTypeDockerLayerGzip
+		case !oci:
+			l.MediaType = "application/vnd.docker.image.rootfs.diff.tar"
 		}
 		m.Layers = append(m.Layers, l)
 	}

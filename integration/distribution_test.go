@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -337,18 +338,32 @@ func (f *fakeRegistry) addImage(t *testing.T, arch string, files ...map[string]s
 		var tb bytes.Buffer
 		tw := tar.NewWriter(&tb)
 		for name, content := range fs {
+			if name == compressionKey {
+				continue
+			}
 			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg})
 			tw.Write([]byte(content))
 		}
 		tw.Close()
 		diffIDs = append(diffIDs, digest.FromBytes(tb.Bytes()))
-		var gz bytes.Buffer
-		zw := gzip.NewWriter(&gz)
-		zw.Write(tb.Bytes())
-		zw.Close()
-		d := digest.FromBytes(gz.Bytes())
-		f.blobs[d] = gz.Bytes()
-		layers = append(layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: d, Size: int64(gz.Len())})
+		var blob []byte
+		mt := ocispec.MediaTypeImageLayerGzip
+		switch fs[compressionKey] {
+		case "zstd":
+			zw, _ := zstd.NewWriter(nil)
+			blob, mt = zw.EncodeAll(tb.Bytes(), nil), ocispec.MediaTypeImageLayerZstd
+		case "none":
+			blob, mt = tb.Bytes(), ocispec.MediaTypeImageLayer
+		default:
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			zw.Write(tb.Bytes())
+			zw.Close()
+			blob = gz.Bytes()
+		}
+		d := digest.FromBytes(blob)
+		f.blobs[d] = blob
+		layers = append(layers, ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(blob))})
 	}
 	cfg, _ := json.Marshal(ocispec.Image{Platform: ocispec.Platform{OS: "linux", Architecture: arch},
 		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}, Config: ocispec.ImageConfig{Cmd: []string{"sh"}}})
@@ -366,6 +381,9 @@ func (f *fakeRegistry) addImage(t *testing.T, arch string, files ...map[string]s
 	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: md, Size: int64(len(m)),
 		Platform: &ocispec.Platform{OS: "linux", Architecture: arch}}, ds
 }
+
+// compressionKey in a layer's file map picks its compression: "zstd", "none" (default gzip).
+const compressionKey = "\x00compression"
 
 func (f *fakeRegistry) tag(tag string, desc ocispec.Descriptor) {
 	f.manifests[tag] = f.manifests[desc.Digest.String()]
@@ -532,5 +550,78 @@ func TestPullCancelledThenResumed(t *testing.T) {
 	ingest, _ := os.ReadDir(filepath.Join(d.DataRoot, "content", "ingest"))
 	if len(ingest) != 0 {
 		t.Fatalf("ingest files left: %v", ingest)
+	}
+}
+
+func TestPullLayerCompressions(t *testing.T) {
+	d := testutil.StartDaemon(t)
+	f := newFakeRegistry(t)
+	desc, _ := f.addImage(t, runtime.GOARCH,
+		map[string]string{"etc/gz": "gzip layer"},
+		map[string]string{"etc/zst": "zstd layer", compressionKey: "zstd"},
+		map[string]string{"etc/plain": "plain layer", compressionKey: "none"})
+	f.tag("latest", desc)
+	r := must(t, d.Berth("pull", f.host()+"/comp/app"))
+	if strings.Count(r.Stdout, "Pull complete") != 3 {
+		t.Fatalf("pull output:\n%s", r.Stdout)
+	}
+	r = must(t, d.Berth("image", "inspect", "-f", "{{len .RootFS.Layers}}", f.host()+"/comp/app"))
+	if strings.TrimSpace(r.Stdout) != "3" {
+		t.Fatalf("layers: %s", r.Stdout)
+	}
+	// Pushed back elsewhere, each layer keeps its blob (no recompression) and the manifest its digest.
+	reg := startBerthRegistry(t, false)
+	must(t, d.Berth("tag", f.host()+"/comp/app", reg+"/comp/app:v1"))
+	r = must(t, d.Berth("push", reg+"/comp/app:v1"))
+	if !strings.Contains(r.Stdout, "v1: digest: "+desc.Digest.String()) {
+		t.Fatalf("push should keep the manifest digest %s:\n%s", desc.Digest, r.Stdout)
+	}
+}
+
+func TestPushAuxMessage(t *testing.T) {
+	d := newDaemon(t)
+	reg := startBerthRegistry(t, false)
+	must(t, d.Berth("tag", "busybox", reg+"/aux/busybox:v1"))
+	req, _ := http.NewRequest(http.MethodPost, "http://berth/images/"+reg+"/aux/busybox/push?tag=v1", nil)
+	req.Header.Set("X-Registry-Auth", "e30") // base64url of {}, unpadded
+	resp, err := d.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	var statuses []string
+	var aux struct {
+		Tag, Digest string
+		Size        int
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var m struct {
+			Status string          `json:"status"`
+			Aux    json.RawMessage `json:"aux"`
+			Error  string          `json:"error"`
+		}
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		if m.Error != "" {
+			t.Fatalf("push error: %s", m.Error)
+		}
+		if m.Status != "" {
+			statuses = append(statuses, m.Status)
+		}
+		if m.Aux != nil {
+			json.Unmarshal(m.Aux, &aux)
+		}
+	}
+	if aux.Tag != "v1" || !strings.HasPrefix(aux.Digest, "sha256:") || aux.Size <= 0 {
+		t.Fatalf("aux %+v", aux)
+	}
+	want := fmt.Sprintf("v1: digest: %s size: %d", aux.Digest, aux.Size)
+	if len(statuses) == 0 || statuses[0] != "The push refers to repository ["+reg+"/aux/busybox]" || statuses[len(statuses)-1] != want {
+		t.Fatalf("statuses %q, want first the repository and last %q", statuses, want)
 	}
 }
