@@ -821,6 +821,9 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 		script := strings.Join(c.CmdLine, " ")
 		if h := c.Files[0]; len(c.Files) == 1 && isHeredocOnly(script, h.Name) {
 			script = h.Data
+			if strings.HasPrefix(script, "#!") {
+				script = shebangScript(script)
+			}
 		} else {
 			var sb strings.Builder
 			sb.WriteString(script)
@@ -883,6 +886,15 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 	}
 	fmt.Fprintf(out, "Removing intermediate container %s\n", id[:12])
 	return r.record(st, key, img, out)
+}
+
+// shebangScript runs a heredoc that names its interpreter (#!) as a file,
+// as BuildKit does: written to a temporary file, made executable, executed.
+// The delimiter derives from the content, so the step's cache key is stable.
+func shebangScript(data string) string {
+	delim := "BERTH_HEREDOC_" + digest.FromString(data).Encoded()[:16]
+	return "__berth_f=$(mktemp) && cat > \"$__berth_f\" <<'" + delim + "'\n" + data + "\n" + delim +
+		"\nchmod +x \"$__berth_f\" && \"$__berth_f\"; __berth_rc=$?; rm -f \"$__berth_f\"; exit $__berth_rc"
 }
 
 func isHeredocOnly(cmdline, name string) bool {

@@ -108,6 +108,10 @@ RUN echo "$GREETING from $TARGETARCH" > out.txt && \
 RUN <<EOF
 echo heredoc > /app/heredoc.txt
 EOF
+RUN <<EOF
+#!/bin/awk -f
+BEGIN { print "shebang" > "/app/shebang.txt" }
+EOF
 COPY <<EOT /app/inline.txt
 inline ${MODE}
 EOT
@@ -118,7 +122,7 @@ RUN exit 42
 FROM busybox
 LABEL org.example.name="every instruction" version=1
 MAINTAINER someone@example.com
-COPY --from=build /app/out.txt /app/heredoc.txt /app/inline.txt /result/
+COPY --from=build /app/out.txt /app/heredoc.txt /app/inline.txt /app/shebang.txt /result/
 COPY --from=build /app/src /result/src
 COPY --from=build /unpacked /result/unpacked
 USER nobody
@@ -208,8 +212,8 @@ func TestBuildEveryInstruction(t *testing.T) {
 				t.Fatalf("RUN output in image: %q", r.Stdout)
 			}
 			r = must(t, d.Berth("run", "--rm", "--network", "none", "--entrypoint", "sh", tag, "-c",
-				"cat /result/heredoc.txt /result/inline.txt /result/src/a.txt /result/src/sub/b.txt /result/unpacked/x/y.txt"))
-			if r.Stdout != "heredoc\ninline test\na\nb\nfrom tar\n" {
+				"cat /result/heredoc.txt /result/shebang.txt /result/inline.txt /result/src/a.txt /result/src/sub/b.txt /result/unpacked/x/y.txt"))
+			if r.Stdout != "heredoc\nshebang\ninline test\na\nb\nfrom tar\n" {
 				t.Fatalf("files: %q", r.Stdout)
 			}
 			// COPY --chown/--chmod in the first stage, built alone with --target.
