@@ -5,8 +5,15 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,7 +37,7 @@ import (
 
 // startBerthRegistry runs berth-registry on a free loopback port; with
 // auth it has the account alice/secret. It returns host:port.
-func startBerthRegistry(t *testing.T, auth bool) string {
+func startBerthRegistry(t *testing.T, auth bool, extra ...string) string {
 	t.Helper()
 	bin := testutil.Bin(t, "berth-registry")
 	root := t.TempDir()
@@ -46,6 +53,7 @@ func startBerthRegistry(t *testing.T, auth bool) string {
 	if auth {
 		args = append(args, "--auth")
 	}
+	args = append(args, extra...)
 	startServer(t, exec.Command(bin, args...), addr)
 	return addr
 }
@@ -623,5 +631,53 @@ func TestPushAuxMessage(t *testing.T) {
 	want := fmt.Sprintf("v1: digest: %s size: %d", aux.Digest, aux.Size)
 	if len(statuses) == 0 || statuses[0] != "The push refers to repository ["+reg+"/aux/busybox]" || statuses[len(statuses)-1] != want {
 		t.Fatalf("statuses %q, want first the repository and last %q", statuses, want)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 that nobody trusts.
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
+
+// A loopback registry is insecure: berthd finds that it speaks TLS and uses
+// it without verifying the certificate, token realm included.
+func TestPushPullLoopbackTLSWithAccounts(t *testing.T) {
+	d := newDaemon(t)
+	cert, key := selfSigned(t)
+	addr := startBerthRegistry(t, true, "--tls-cert", cert, "--tls-key", key)
+	cfg := t.TempDir()
+	berth := func(stdin string, args ...string) testutil.Result {
+		return d.BerthIn(strings.NewReader(stdin), append([]string{"--config", cfg}, args...)...)
+	}
+	must(t, berth("secret\n", "login", "-u", "alice", "--password-stdin", addr))
+	must(t, d.Berth("tag", "busybox", addr+"/alice/tls:v1"))
+	must(t, berth("", "push", addr+"/alice/tls:v1"))
+	must(t, d.Berth("rmi", addr+"/alice/tls:v1"))
+	r := must(t, berth("", "pull", addr+"/alice/tls:v1"))
+	if !strings.Contains(r.Stdout, "Downloaded newer image") {
+		t.Fatalf("pull over TLS:\n%s", r.Stdout)
 	}
 }
