@@ -117,6 +117,16 @@ func TestNetworkPublishedPort(t *testing.T) {
 			if br := ns.Networks["bridge"]; br.IPAddress != ip || br.Gateway != strings.Split(nc.BIP, "/")[0] || !strings.HasPrefix(br.MacAddress, "02:42:") {
 				t.Fatalf("Networks.bridge: %+v", ns.Networks)
 			}
+			// Through the host's bridge address from another container and
+			// from the container itself (hairpin NAT).
+			gw := strings.Split(nc.BIP, "/")[0]
+			pub := fmt.Sprintf("http://%s:%d/", gw, port)
+			if r := must(t, c.run(append([]string{"run", "--rm"}, fetchCmd(pub)...)...)); strings.TrimSpace(r.Stdout) != "hello-"+c.name {
+				t.Fatalf("published port from another container: %s", r)
+			}
+			if r := must(t, c.run("exec", "web", "wget", "-qO-", pub)); strings.TrimSpace(r.Stdout) != "hello-"+c.name {
+				t.Fatalf("published port from the container itself: %s", r)
+			}
 			ps := must(t, c.run("ps", "--format", "{{.Ports}}", "-f", "name=web")).Stdout
 			if strings.TrimSpace(ps) != fmt.Sprintf("0.0.0.0:%d->80/tcp", port) {
 				t.Fatalf("ps PORTS: %q", ps)

@@ -187,6 +187,9 @@ func plugVeth(nsPath, bridge, hostIf, ifName string, ip netip.Addr, bits int, gw
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fail(errdefs.System("bring up %s: %v", hostIf, err))
 	}
+	// A container reaching its own published port through the host comes
+	// back in the port it left by (Docker sets the same without its proxy).
+	_ = netlink.LinkSetHairpin(host, true)
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fail(errdefs.System("netlink in %s: %v", nsPath, err))

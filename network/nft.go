@@ -111,6 +111,20 @@ func established() []expr.Any {
 	}
 }
 
+// ipsDstNAT is the conntrack status bit IPS_DST_NAT.
+const ipsDstNAT = 1 << 5
+
+// dnatted matches "ct status dnat".
+func dnatted() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT),
+			Xor:  binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
+}
+
 // apply replaces the table's content atomically.
 func (rs ruleset) apply() error {
 	conn, err := nftables.New()
@@ -157,6 +171,11 @@ func (rs ruleset) apply() error {
 		// Published ports reached on 127.0.0.1 (route_localnet) need a
 		// source the container can answer.
 		add(post, cat(matchPrefix(12, netip.MustParsePrefix("127.0.0.0/8")), matchIf(expr.MetaKeyOIFNAME, n.Bridge, expr.CmpOpEq), masquerade))
+		// A container reaching a published port of its own network through a
+		// host address: DNATed back into the bridge, the answer must come
+		// back through the host, so hide the source (hairpin NAT). Direct
+		// container-to-container traffic is not DNATed and keeps its source.
+		add(post, cat(dnatted(), matchIf(expr.MetaKeyIIFNAME, n.Bridge, expr.CmpOpEq), matchIf(expr.MetaKeyOIFNAME, n.Bridge, expr.CmpOpEq), masquerade))
 	}
 	for _, p := range rs.ports {
 		var dst []expr.Any
@@ -168,7 +187,8 @@ func (rs ruleset) apply() error {
 		rule := cat(dst, matchPort(p.Proto, p.HostPort), dnat(p.ContainerIP, p.ContainerPort))
 		add(pre, rule)
 		add(out, rule)
-		// A container reaching its own published port through the host.
+		// A container reaching its own published port: bridged back into
+		// its own port (hairpin), so match by addresses, as Docker does.
 		add(post, cat(matchAddr(12, p.ContainerIP), matchAddr(16, p.ContainerIP), matchPort(p.Proto, p.ContainerPort), masquerade))
 	}
 	if err := conn.Flush(); err != nil {
