@@ -29,14 +29,14 @@ type fakeBackend struct {
 	files      map[digest.Digest]string // image -> directory with its files
 	tags       map[string]digest.Digest
 	containers map[string]digest.Digest
-	runs       []string
+	cmds       map[string]string // container -> its command
 }
 
 var _ Backend = (*fakeBackend)(nil)
 
 func newFake(t *testing.T) *fakeBackend {
 	f := &fakeBackend{t: t, images: map[digest.Digest]*Image{}, files: map[digest.Digest]string{},
-		tags: map[string]digest.Digest{}, containers: map[string]digest.Digest{}}
+		tags: map[string]digest.Digest{}, containers: map[string]digest.Digest{}, cmds: map[string]string{}}
 	f.newImage("", dockerspec.DockerOCIImageConfig{}, "busybox:latest", nil)
 	return f
 }
@@ -45,10 +45,11 @@ func (f *fakeBackend) newImage(parent digest.Digest, cfg dockerspec.DockerOCIIma
 	f.mu.Lock()
 	f.n++
 	id := digest.FromString(fmt.Sprint("image ", f.n))
+	parentDir := f.files[parent]
 	f.mu.Unlock()
 	dir := f.t.TempDir()
 	if parent != "" {
-		if err := os.CopyFS(dir, os.DirFS(f.files[parent])); err != nil {
+		if err := os.CopyFS(dir, os.DirFS(parentDir)); err != nil {
 			return "", err
 		}
 	}
@@ -87,13 +88,13 @@ func (f *fakeBackend) CreateBuildContainer(ctx context.Context, img digest.Diges
 	f.n++
 	id := fmt.Sprintf("%064x", f.n)
 	f.containers[id] = img
-	f.runs = append(f.runs, strings.Join(cfg.Cmd, " "))
+	f.cmds[id] = strings.Join(cfg.Cmd, " ")
 	return id, nil
 }
 
 func (f *fakeBackend) RunContainer(ctx context.Context, id string, stdout, stderr io.Writer) (int, error) {
 	f.mu.Lock()
-	cmd := f.runs[len(f.runs)-1]
+	cmd := f.cmds[id]
 	f.mu.Unlock()
 	fmt.Fprintf(stdout, "ran %s\n", cmd)
 	if strings.Contains(cmd, "fail") {
