@@ -23,6 +23,8 @@ type PullOptions struct {
 	Credentials Credentials
 	// Platform chooses from a multi-platform index; nil is the host's.
 	Platform *ocispec.Platform
+	// AllTags pulls every tag of a name given without tag or digest.
+	AllTags bool
 }
 
 // PullResult names what a pull stored.
@@ -41,6 +43,9 @@ func (s *Service) Pull(ctx context.Context, ref string, opts PullOptions, progre
 	named, err := splitReference(ref)
 	if err != nil {
 		return nil, err
+	}
+	if opts.AllTags && reference.IsNameOnly(named) {
+		return s.pullAllTags(ctx, named, opts, progress)
 	}
 	named = reference.TagNameOnly(named)
 	want := opts.Platform
@@ -69,6 +74,52 @@ func (s *Service) Pull(ctx context.Context, ref string, opts PullOptions, progre
 		return nil, errdefs.NotFound("pull access denied for %s, %s", reference.FamiliarName(named), lastErr.Error())
 	}
 	return nil, lastErr
+}
+
+// pullAllTags pulls every tag the registry lists for named, one by one.
+func (s *Service) pullAllTags(ctx context.Context, named reference.Named, opts PullOptions, progress ProgressFunc) (*PullResult, error) {
+	eps, err := s.endpoints(ctx, reference.Domain(named))
+	if err != nil {
+		return nil, err
+	}
+	ep := eps[len(eps)-1]
+	rc := s.repo(ep, reference.Path(named), opts.Credentials, "pull")
+	resp, err := rc.do(ctx, http.MethodGet, "/v2/"+rc.name+"/tags/list", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			drain(resp)
+			return nil, errdefs.NotFound("pull access denied for %s, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", reference.FamiliarName(named))
+		}
+		return nil, statusError(resp, "list tags of %s", reference.FamiliarName(named))
+	}
+	var list struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxManifestSize)).Decode(&list); err != nil {
+		return nil, errdefs.Unavailable("list tags of %s: %w", reference.FamiliarName(named), err)
+	}
+	if len(list.Tags) == 0 {
+		return nil, errdefs.NotFound("%s: no tags to pull", reference.FamiliarName(named))
+	}
+	opts.AllTags = false
+	var last *PullResult
+	for _, tag := range list.Tags {
+		tagged, err := reference.WithTag(named, tag)
+		if err != nil {
+			continue
+		}
+		if last, err = s.Pull(ctx, tagged.String(), opts, progress); err != nil {
+			return nil, err
+		}
+	}
+	if last == nil {
+		return nil, errdefs.NotFound("%s: no valid tags to pull", reference.FamiliarName(named))
+	}
+	return last, nil
 }
 
 // pullFrom is one pull from one endpoint.

@@ -148,6 +148,12 @@ func pushPullRoundTrip(t *testing.T, d *testutil.Daemon, repo string) {
 			}
 		})
 	}
+	// pull -a: every tag the registry lists.
+	must(t, d.Docker("rmi", repo+":v1", repo+":v2"))
+	must(t, d.Docker("pull", "-a", repo))
+	for _, tag := range []string{"v1", "v2"} {
+		must(t, d.Docker("image", "inspect", repo+":"+tag))
+	}
 }
 
 func TestPushPullBerthRegistry(t *testing.T) {

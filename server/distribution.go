@@ -93,6 +93,11 @@ func progressMessage(p distribution.Progress) Message {
 func (s *Server) postImagesPull(ctx context.Context, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	q := r.URL.Query()
 	ref := q.Get("fromImage")
+	// Without a tag in either place docker pulls every tag (`pull -a`).
+	allTags := false
+	if n, err := reference.ParseNormalizedNamed(ref); err == nil && reference.IsNameOnly(n) && q.Get("tag") == "" {
+		allTags = true
+	}
 	if tag := q.Get("tag"); tag != "" {
 		if strings.Contains(tag, ":") {
 			ref += "@" + tag
@@ -105,7 +110,7 @@ func (s *Server) postImagesPull(ctx context.Context, w http.ResponseWriter, r *h
 		return err
 	}
 	ps := newProgressStream(w)
-	res, err := s.daemon.Distribution.Pull(ctx, ref, distribution.PullOptions{Credentials: registryAuth(r), Platform: platform},
+	res, err := s.daemon.Distribution.Pull(ctx, ref, distribution.PullOptions{Credentials: registryAuth(r), Platform: platform, AllTags: allTags},
 		func(p distribution.Progress) { ps.Write(progressMessage(p)) })
 	if err != nil {
 		if !ps.fw.Written() {
