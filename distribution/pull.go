@@ -391,10 +391,19 @@ func (j *pullJob) run(ctx context.Context, i int) (image.Layer, error) {
 		if err := acquire(ctx, j.unpack); err != nil {
 			return nil, err
 		}
-		j.progress(Progress{ID: id, Status: "Extracting", Current: d.Size, Total: d.Size, Detail: true})
 		desc := d
 		desc.MediaType = layerMediaType(d.MediaType)
-		st, err := j.s.store.StageLayerBlob(ctx, desc, j.diffIDs[i])
+		var last time.Time
+		sent := int64(-1)
+		st, err := j.s.store.StageLayerBlob(ctx, desc, j.diffIDs[i], func(read int64) {
+			if now := time.Now(); now.Sub(last) >= 100*time.Millisecond || read >= d.Size {
+				last, sent = now, read
+				j.progress(Progress{ID: id, Status: "Extracting", Current: read, Total: d.Size, Detail: true})
+			}
+		})
+		if err == nil && sent < d.Size {
+			j.progress(Progress{ID: id, Status: "Extracting", Current: d.Size, Total: d.Size, Detail: true})
+		}
 		<-j.unpack
 		if err != nil {
 			return nil, err

@@ -32,9 +32,10 @@ type Staged struct {
 func (st *Staged) DiffID() digest.Digest { return st.diffID }
 
 // StageLayerBlob unpacks the layer blob desc (in the content store) into a
-// snapshot of its own and verifies it against diffID. The caller commits
-// it with CommitStaged or drops it with Discard.
-func (s *Store) StageLayerBlob(ctx context.Context, desc ocispec.Descriptor, diffID digest.Digest) (*Staged, error) {
+// snapshot of its own and verifies it against diffID. progress, if set, is
+// called with the number of blob bytes read so far as the unpack goes. The
+// caller commits it with CommitStaged or drops it with Discard.
+func (s *Store) StageLayerBlob(ctx context.Context, desc ocispec.Descriptor, diffID digest.Digest, progress func(read int64)) (*Staged, error) {
 	if err := diffID.Validate(); err != nil {
 		return nil, errdefs.InvalidArgument("stage layer %s: diff ID: %w", desc.Digest, err)
 	}
@@ -60,7 +61,11 @@ func (s *Store) StageLayerBlob(ctx context.Context, desc ocispec.Descriptor, dif
 		return nil, err
 	}
 	defer f.Close()
-	dr, comp, err := Decompress(f)
+	var blob io.Reader = f
+	if progress != nil {
+		blob = &countingReader{r: f, fn: progress}
+	}
+	dr, comp, err := Decompress(blob)
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +186,24 @@ func (t *teeReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	if n > 0 {
 		t.w.Write(p[:n])
+	}
+	return n, err
+}
+
+// countingReader reports the bytes read so far, every 1 MiB and at EOF.
+type countingReader struct {
+	r    io.Reader
+	fn   func(int64)
+	n    int64
+	last int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n-c.last >= 1<<20 || (err == io.EOF && c.n != c.last) {
+		c.last = c.n
+		c.fn(c.n)
 	}
 	return n, err
 }
