@@ -175,10 +175,8 @@ func (s *Service) pullFrom(ctx context.Context, ep endpoint, named reference.Nam
 	if len(cfg.RootFS.DiffIDs) != len(man.Layers) {
 		return nil, errdefs.InvalidArgument("manifest %s lists %d layers, its config %d", m.digest, len(man.Layers), len(cfg.RootFS.DiffIDs))
 	}
-	if cfg.Architecture != "" && !isIndex(top.mediaType) && (cfg.OS != want.OS || cfg.Architecture != want.Architecture) {
-		// docker pulls it anyway and warns; so do we, in the stream.
-		defer progress(Progress{Status: "WARNING: image platform (" + cfg.OS + "/" + cfg.Architecture + ") does not match the expected platform (" + FormatPlatform(want) + ")"})
-	}
+	// docker pulls an image of another platform anyway and warns at the end.
+	mismatch := cfg.Architecture != "" && !isIndex(top.mediaType) && (cfg.OS != want.OS || cfg.Architecture != want.Architecture)
 	for _, l := range man.Layers {
 		if err := l.Digest.Validate(); err != nil {
 			return nil, errdefs.InvalidArgument("manifest %s: layer digest %q: %w", m.digest, l.Digest, err)
@@ -227,6 +225,9 @@ func (s *Service) pullFrom(ctx context.Context, ep endpoint, named reference.Nam
 		progress(Progress{Status: "Status: Downloaded newer image for " + familiar})
 	} else {
 		progress(Progress{Status: "Status: Image is up to date for " + familiar})
+	}
+	if mismatch {
+		progress(Progress{Status: "WARNING: image platform (" + cfg.OS + "/" + cfg.Architecture + ") does not match the expected platform (" + FormatPlatform(want) + ")"})
 	}
 	return &PullResult{Image: img, Digest: top.digest, Ref: familiar, Fresh: fresh}, nil
 }
