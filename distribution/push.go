@@ -122,7 +122,15 @@ func (s *Service) mountScopes(ctx context.Context, img *image.Image, domain, pat
 	}
 	var out []string
 	for _, l := range layers {
-		for _, src := range s.store.BlobSources(ctx, l.Blob.Digest) {
+		blobs := []digest.Digest{l.Blob.Digest}
+		if c, ok := s.store.CompressedBlob(ctx, l.DiffID); ok {
+			blobs = append(blobs, c.Digest)
+		}
+		var srcs []string
+		for _, b := range blobs {
+			srcs = append(srcs, s.store.BlobSources(ctx, b)...)
+		}
+		for _, src := range srcs {
 			if d, p, ok := strings.Cut(src, "/"); ok && d == domain && p != path {
 				out = append(out, "repository:"+p+":pull")
 			}
@@ -131,8 +139,8 @@ func (s *Service) mountScopes(ctx context.Context, img *image.Image, domain, pat
 	return out
 }
 
-// checkPushAccess starts (and cancels) nothing: it asks for the upload
-// endpoint's auth with a harmless HEAD so credentials fail early.
+// checkPushAccess authenticates with a harmless HEAD (of the empty blob)
+// so that refused credentials fail before the stream starts.
 func (r *repoClient) checkPushAccess(ctx context.Context) error {
 	resp, err := r.do(ctx, http.MethodHead, "/v2/"+r.name+"/blobs/"+digest.FromBytes(nil).String(), nil, nil)
 	if err != nil {

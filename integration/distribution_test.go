@@ -208,6 +208,11 @@ func TestPullPushLoginWithAccounts(t *testing.T) {
 		t.Fatalf("berth pull after logout: %s", r)
 	}
 	must(t, d.Docker("push", repo+":v1"))
+	// A second repository of the account gets the layer by a mount, the token covering both.
+	must(t, d.Docker("tag", "busybox", addr+"/alice/copy:v1"))
+	if r := must(t, d.Docker("push", addr+"/alice/copy:v1")); !strings.Contains(r.Stdout, "Mounted from alice/busybox") {
+		t.Fatalf("push to a second repository should mount:\n%s", r.Stdout)
+	}
 	must(t, d.Docker("rmi", repo+":v1"))
 	must(t, d.Docker("pull", repo+":v1"))
 	must(t, d.Docker("logout", addr))
