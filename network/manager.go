@@ -602,6 +602,9 @@ func (m *Manager) Attach(ctx context.Context, id string, o AttachOptions) (strin
 		m.detachLocked(a)
 	}
 	a.Name, a.Hostname, a.DNS = o.Name, o.Hostname, o.DNS
+	if len(o.Ports) > 0 && m.cfg.NoNAT {
+		return "", errdefs.InvalidArgument("ports of %s cannot be published: berthd runs with --iptables=false", o.Name)
+	}
 	if len(o.Ports) > 0 && (len(a.Endpoints) == 0 || m.networks[a.Endpoints[0].NetworkID] == nil || m.networks[a.Endpoints[0].NetworkID].Internal) {
 		return "", errdefs.InvalidArgument("ports of %s cannot be published: no external network", o.Name)
 	}
