@@ -58,6 +58,7 @@ type treeWriter struct {
 	tw      *tar.Writer
 	links   map[uint64]string // inode -> first name written, for hard links
 	overlay bool              // translate overlay whiteouts and opaque dirs
+	buf     []byte            // copy buffer, reused for every file
 }
 
 // add writes the file at full (already lstat'ed as fi) under name.
@@ -130,8 +131,15 @@ func (t *treeWriter) add(full, name string, fi os.FileInfo) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.CopyN(tw, f, hdr.Size)
+		if t.buf == nil {
+			t.buf = make([]byte, 1<<20)
+		}
+		// Large chunks: fewer system calls here and for whoever reads the tar.
+		n, err := io.CopyBuffer(tw, io.LimitReader(f, hdr.Size), t.buf)
 		f.Close()
+		if err == nil && n < hdr.Size {
+			err = io.ErrUnexpectedEOF
+		}
 		if err != nil {
 			return errdefs.System("read %s: %w (did the file change while being archived?)", name, err)
 		}
