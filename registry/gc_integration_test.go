@@ -195,7 +195,9 @@ func TestGCInterval(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test skipped in -short mode")
 	}
-	reg := startRegistry(t, "--gc-interval", "100ms", "--gc-grace", "0s")
+	// A grace period keeps a collection that runs between the blob uploads and
+	// the manifest put from taking the blobs of the push in flight.
+	reg := startRegistry(t, "--gc-interval", "100ms", "--gc-grace", "2s")
 	p, err := pushImage(reg.addr, "team/tmp", "v1")
 	if err != nil {
 		t.Fatal(err)
