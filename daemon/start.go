@@ -154,7 +154,11 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	// Let clients that attached before start connect their streams first,
 	// so not one byte of output is missed.
 	close(l.created)
-	waitTimeout(&l.pending, 5*time.Second)
+	// The bound only guards against an attacher that never proceeds; an
+	// attach normally connects within milliseconds, even on a loaded host.
+	if !waitTimeout(&l.pending, 30*time.Second) {
+		slog.Warn("starting before every attached client connected; they may miss early output", "id", c.ID[:12])
+	}
 	if err := client.Start(ctx); err != nil && !startedAnyway(err) {
 		rt.Delete(ctx, c.ID, true)
 		client.Close()
@@ -186,12 +190,17 @@ func startedAnyway(err error) bool {
 	return false
 }
 
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+// waitTimeout waits for wg; false if d passed first.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
 	select {
 	case <-done:
-	case <-time.After(d):
+		return true
+	case <-timer.C:
+		return false
 	}
 }
 

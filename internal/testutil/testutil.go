@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -84,16 +85,24 @@ type Daemon struct {
 	cmd                *exec.Cmd
 	logFile            string
 	exited             chan struct{}
+	args               []string // the daemon's extra arguments, kept for Restart
 }
 
 // Host is the -H / DOCKER_HOST value.
 func (d *Daemon) Host() string { return "unix://" + d.Socket }
 
-// StartDaemon starts berthd and waits until /_ping answers. Cleanup stops
-// it and removes every container process, mount and file it made.
+// StartDaemon starts berthd and waits until /_ping answers. Unless the
+// arguments name a bridge, the daemon gets its own (FreeNetwork). Cleanup
+// stops it and removes every container process, mount, file, bridge and
+// nftables table it made.
 func StartDaemon(t testing.TB, extraArgs ...string) *Daemon {
 	t.Helper()
 	RequireRoot(t)
+	if !slices.Contains(extraArgs, "--bridge") && !slices.Contains(extraArgs, "-b") {
+		// A private bridge and subnet per daemon: daemons in parallel test
+		// packages never share (or tear down) each other's network.
+		extraArgs = append(extraArgs, FreeNetwork(t, 0).Args()...)
+	}
 	root, err := os.MkdirTemp("", "berth-it-")
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +111,7 @@ func StartDaemon(t testing.TB, extraArgs ...string) *Daemon {
 	d.Socket = filepath.Join(d.ExecRoot, "berth.sock")
 	d.logFile = filepath.Join(root, "berthd.log")
 	t.Cleanup(d.cleanup)
+	d.args = extraArgs
 	d.start(extraArgs...)
 	return d
 }
@@ -187,8 +197,14 @@ func (d *Daemon) Stop() {
 	}
 }
 
-// Restart starts a new berthd on the same roots.
-func (d *Daemon) Restart(extraArgs ...string) { d.start(extraArgs...) }
+// Restart starts a new berthd on the same roots, with the same arguments
+// unless others are given.
+func (d *Daemon) Restart(extraArgs ...string) {
+	if len(extraArgs) == 0 {
+		extraArgs = d.args
+	}
+	d.start(extraArgs...)
+}
 
 func (d *Daemon) cleanup() {
 	d.Stop()
