@@ -123,9 +123,16 @@ func (c *CLI) writeAuths(auths map[string]storedAuth, m map[string]json.RawMessa
 
 // credentials returns the stored credentials for a registry key (empty when none).
 func (c *CLI) credentials(key string) registry.AuthConfig {
-	auths, _, err := c.readAuths()
+	auths, m, err := c.readAuths()
 	if err != nil {
 		return registry.AuthConfig{ServerAddress: key}
+	}
+	if helper := credentialHelper(m, key); helper != "" {
+		ac, err := helperGet(helper, key)
+		if err != nil {
+			fmt.Fprintln(c.err, err)
+		}
+		return ac
 	}
 	a := auths[key]
 	ac := registry.AuthConfig{ServerAddress: key, IdentityToken: a.IdentityToken}
@@ -193,6 +200,14 @@ func newLoginCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if helper := credentialHelper(m, server); helper != "" {
+				ac := registry.AuthConfig{Username: username, Password: password, IdentityToken: res.Auth.IdentityToken}
+				if err := helperStore(helper, server, ac); err != nil {
+					return err
+				}
+				fmt.Fprintln(c.out, loginStatus(res.Auth.Status))
+				return nil
+			}
 			entry := storedAuth{Auth: base64.StdEncoding.EncodeToString([]byte(username + ":" + password))}
 			if res.Auth.IdentityToken != "" {
 				entry = storedAuth{Auth: base64.StdEncoding.EncodeToString([]byte(username + ":")), IdentityToken: res.Auth.IdentityToken}
@@ -202,11 +217,7 @@ func newLoginCommand(c *CLI) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(c.err, "WARNING! Your credentials are stored unencrypted in '%s'.\n", c.configPath())
-			status := res.Auth.Status
-			if status == "" {
-				status = "Login Succeeded"
-			}
-			fmt.Fprintln(c.out, status)
+			fmt.Fprintln(c.out, loginStatus(res.Auth.Status))
 			return nil
 		},
 	}
@@ -215,6 +226,14 @@ func newLoginCommand(c *CLI) *cobra.Command {
 	flags.StringVarP(&password, "password", "p", "", "Password or Personal Access Token (PAT)")
 	flags.BoolVar(&passwordStdin, "password-stdin", false, "Take the Password or Personal Access Token (PAT) from stdin")
 	return cmd
+}
+
+// loginStatus is the daemon's login answer, or docker's default line.
+func loginStatus(status string) string {
+	if status == "" {
+		return "Login Succeeded"
+	}
+	return status
 }
 
 // promptCredentials asks for what is missing on the terminal (the password without echo).
@@ -262,6 +281,10 @@ func newLogoutCommand(c *CLI) *cobra.Command {
 			auths, m, err := c.readAuths()
 			if err != nil {
 				return err
+			}
+			if helper := credentialHelper(m, server); helper != "" {
+				fmt.Fprintf(c.out, "Removing login credentials for %s\n", server)
+				return helperErase(helper, server)
 			}
 			if _, ok := auths[server]; !ok {
 				fmt.Fprintf(c.out, "Not logged in to %s\n", server)

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/moby/moby/api/types/registry"
@@ -84,5 +86,24 @@ func TestCredentialHelperRoundTrip(t *testing.T) {
 	}
 	if _, err := helperGet("missing-helper", "x"); err == nil {
 		t.Fatal("a helper that is not installed must be an error")
+	}
+}
+
+// TestCredentialsUseConfiguredHelper proves the CLI reads credentials
+// through the helper config.json names instead of its auths map.
+func TestCredentialsUseConfiguredHelper(t *testing.T) {
+	fakeHelper(t)
+	dir := t.TempDir()
+	t.Setenv("BERTH_CONFIG", dir)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"credsStore":"fake","auths":{"127.0.0.1:5000":{}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := registry.AuthConfig{ServerAddress: "127.0.0.1:5000", Username: "bob", Password: "pw"}
+	if err := helperStore("fake", "127.0.0.1:5000", want); err != nil {
+		t.Fatal(err)
+	}
+	c := New(strings.NewReader(""), io.Discard, io.Discard)
+	if got := c.credentials("127.0.0.1:5000"); got != want {
+		t.Fatalf("credentials = %+v, want %+v", got, want)
 	}
 }
