@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/containerd/console"
 	runc "github.com/containerd/go-runc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/errdefs"
 )
@@ -83,24 +85,24 @@ func NewStartError(prefix, runcMsg string) *StartError {
 type ExecProcess struct {
 	id       string
 	pid      int
-	terminal console.Console // our end of the terminal, nil without Terminal
+	terminal console.Console // the container's pty master, nil without Terminal
 	stdinW   *os.File        // feeds the process's stdin, nil without stdin or with Terminal
 	tmp      string
 
 	stdinOnce sync.Once
 	copies    sync.WaitGroup
-	exited    chan struct{} // closed when runc exec returned
+	exited    chan struct{} // closed when runc exec (or the terminal reaper) returned
 	runErr    error         // runc exec's result, valid after exited
 	waitOnce  sync.Once
 	exitCode  int
 	waitErr   error
 }
 
-// execIO hands go-runc the files runc exec gets as its stdio, and makes runc
-// a session leader with our pty as controlling terminal when there is one.
+// execIO hands go-runc the files runc exec gets as its stdio. With reaper
+// set, runc is started through the terminal reaper (see execReaper).
 type execIO struct {
 	stdin, stdout, stderr *os.File // runc's ends
-	ctty                  bool
+	reaperPidFile         string   // non-empty: run runc under the reaper
 }
 
 func (e *execIO) Close() error           { e.CloseAfterStart(); return nil }
@@ -113,11 +115,12 @@ func (e *execIO) Set(cmd *exec.Cmd) {
 		cmd.Stdin = e.stdin
 	}
 	cmd.Stdout, cmd.Stderr = e.stdout, e.stderr
-	if e.ctty {
-		cmd.SysProcAttr.Setsid = true
-		cmd.SysProcAttr.Setctty = true
-		cmd.SysProcAttr.Ctty = 0 // the child's stdin, our pty's slave
-		cmd.SysProcAttr.Setpgid = false
+	if e.reaperPidFile != "" {
+		// Same runc command line, run by our own binary acting as a
+		// subreaper: argv = reaper name, pid file, runc path, runc args.
+		args := append([]string{execReaperName, e.reaperPidFile, cmd.Path}, cmd.Args[1:]...)
+		cmd.Path, cmd.Args = "/proc/self/exe", args
+		cmd.Env = append(cmd.Environ(), execReaperEnv+"=1")
 	}
 }
 
@@ -191,7 +194,17 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, eio Exec
 	var runcErr bytes.Buffer // runc's own messages (terminal mode)
 	var errGate *gate        // process stderr, held until started (pipe mode)
 	var local []*os.File     // our ends, closed on failure
+	var sock *runc.Socket    // receives the container's pty master (terminal mode)
+	var masterC chan masterResult
 	fail := func(err error) (*ExecProcess, error) {
+		if masterC != nil {
+			// runc may have sent a master before it failed.
+			go func() {
+				if res := <-masterC; res.master != nil {
+					res.master.Close()
+				}
+			}()
+		}
 		rio.CloseAfterStart()
 		closeFiles(local...)
 		if ep.terminal != nil {
@@ -201,44 +214,29 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, eio Exec
 		return nil, err
 	}
 
+	pidFile := filepath.Join(tmp, "pid")
 	if eio.Terminal {
-		master, slavePath, err := console.NewPty()
+		// runc allocates the container's terminal and sends us its master
+		// over a console socket (runc exec --detach --console-socket, as
+		// containerd's shim does): one terminal, one output translation,
+		// resized directly.
+		sock, err = runc.NewTempConsoleSocket()
 		if err != nil {
-			return fail(errdefs.System("exec in container %s: allocate terminal: %w", id, err))
-		}
-		ep.terminal = master
-		// Raw from the start: runc makes it raw too, but input that arrives
-		// before must not be echoed or line-buffered by this outer terminal.
-		if err := master.SetRaw(); err != nil {
-			return fail(errdefs.System("exec in container %s: set terminal raw: %w", id, err))
-		}
-		if eio.Height > 0 && eio.Width > 0 {
-			_ = master.Resize(console.WinSize{Height: eio.Height, Width: eio.Width})
-		}
-		slave, err := os.OpenFile(slavePath, os.O_RDWR|syscall.O_NOCTTY, 0)
-		if err != nil {
-			return fail(errdefs.System("exec in container %s: open terminal: %w", id, err))
+			return fail(errdefs.System("exec in container %s: create console socket: %w", id, err))
 		}
 		errR, errW, err := os.Pipe()
 		if err != nil {
-			slave.Close()
+			sock.Close()
 			return fail(errdefs.System("exec in container %s: %w", id, err))
 		}
 		local = append(local, errR)
-		rio.stdin, rio.stdout, rio.stderr, rio.ctty = slave, slave, errW, true
-		ep.copies.Add(2)
-		go func() {
-			defer ep.copies.Done()
-			copyOut(eio.Stdout, master)
-		}()
+		rio.stderr, rio.reaperPidFile = errW, pidFile
+		ep.copies.Add(1)
 		go func() {
 			defer ep.copies.Done()
 			_, _ = io.Copy(&runcErr, errR)
 			errR.Close()
 		}()
-		if eio.Stdin != nil {
-			go func() { _, _ = io.Copy(master, eio.Stdin) }()
-		}
 	} else {
 		if eio.Stdin != nil {
 			inR, inW, err := os.Pipe()
@@ -278,14 +276,30 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, eio Exec
 		}()
 	}
 
-	pidFile := filepath.Join(tmp, "pid")
 	started := make(chan int, 1)
 	// The process outlives the request that started it.
 	runCtx := context.WithoutCancel(ctx)
 	go func() {
-		ep.runErr = r.runc.Exec(runCtx, id, p, &runc.ExecOpts{IO: rio, PidFile: pidFile, Started: started})
+		opts := &runc.ExecOpts{IO: rio, PidFile: pidFile, Started: started}
+		if sock != nil {
+			opts.ConsoleSocket, opts.Detach = sock, true
+		}
+		ep.runErr = r.runc.Exec(runCtx, id, p, opts)
 		close(ep.exited)
 	}()
+	if sock != nil {
+		masterC = make(chan masterResult, 1)
+		go func() {
+			m, err := sock.ReceiveMaster()
+			masterC <- masterResult{m, err}
+		}()
+		// Accept returns once runc sent the master; closing the socket
+		// ends it when runc failed before it did.
+		go func() {
+			<-ep.exited
+			sock.Close()
+		}()
+	}
 	if _, ok := <-started; !ok {
 		// runc itself could not be started.
 		<-ep.exited
@@ -308,7 +322,31 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, eio Exec
 	if errGate != nil {
 		errGate.release()
 	}
+	if masterC != nil {
+		// The process runs, so runc init sent the master before it exec'd.
+		res := <-masterC
+		if res.err != nil {
+			_ = syscall.Kill(ep.pid, syscall.SIGKILL)
+			<-ep.exited
+			fail(nil)
+			return nil, errdefs.System("exec in container %s: receive terminal: %w", id, res.err)
+		}
+		ep.terminal = res.master
+		ep.copies.Add(1)
+		go func() {
+			defer ep.copies.Done()
+			copyOut(eio.Stdout, res.master)
+		}()
+		if eio.Stdin != nil {
+			go func() { _, _ = io.Copy(res.master, eio.Stdin) }()
+		}
+	}
 	return ep, nil
+}
+
+type masterResult struct {
+	master console.Console
+	err    error
 }
 
 // awaitPid waits until runc wrote the process's pid (it started) or runc
@@ -432,4 +470,76 @@ func (p *ExecProcess) Signal(sig syscall.Signal) error {
 		return errdefs.System("signal exec process %d in container %s: %w", p.pid, p.id, err)
 	}
 	return nil
+}
+
+// The terminal reaper: runc exec --detach exits once the process started,
+// and the process is re-parented to the nearest child subreaper. Rather
+// than making the daemon a subreaper (it would inherit, and have to reap,
+// every orphan of its other children, racing os/exec), Exec runs runc
+// through a re-exec of the daemon's own binary that is a subreaper for this
+// one exec: it waits for runc, then for the process named in runc's pid
+// file, and exits with the process's status (128+N for signal N), exactly
+// like a foreground runc exec.
+const (
+	execReaperName = "berth-exec-reaper"
+	execReaperEnv  = "_BERTH_EXEC_REAPER"
+)
+
+func init() {
+	if os.Getenv(execReaperEnv) != "1" || len(os.Args) < 3 || os.Args[0] != execReaperName {
+		return
+	}
+	os.Exit(execReaper(os.Args[1], os.Args[2], os.Args[3:]))
+}
+
+// execReaper runs runcPath with args, then waits for the process whose pid
+// runc wrote to pidFile, and returns its exit code. When runc fails (no pid
+// file), it returns runc's code; runc's message is on the shared stderr.
+func execReaper(pidFile, runcPath string, args []string) int {
+	_ = os.Unsetenv(execReaperEnv)
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "exec reaper: become child subreaper: %v\n", err)
+		return 255
+	}
+	proc, err := os.StartProcess(runcPath, append([]string{runcPath}, args...), &os.ProcAttr{
+		Env:   os.Environ(),
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "exec reaper: start %s: %v\n", runcPath, err)
+		return 255
+	}
+	exited := map[int]int{} // reaped pid -> exit code
+	target := 0
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			// No child left before the process was seen: nothing to report.
+			fmt.Fprintf(os.Stderr, "exec reaper: wait: %v\n", err)
+			return 255
+		}
+		code := ws.ExitStatus()
+		if ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+		exited[pid] = code
+		if pid == proc.Pid {
+			// runc exited: the process started iff runc wrote its pid.
+			if target, err = readPid(pidFile); err != nil || target <= 0 {
+				if code == 0 {
+					code = 255
+				}
+				return code
+			}
+		}
+		if target > 0 {
+			if c, ok := exited[target]; ok {
+				return c
+			}
+		}
+	}
 }
