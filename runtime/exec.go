@@ -121,6 +121,12 @@ func (e *execIO) Set(cmd *exec.Cmd) {
 		args := append([]string{execReaperName, e.reaperPidFile, cmd.Path}, cmd.Args[1:]...)
 		cmd.Path, cmd.Args = "/proc/self/exe", args
 		cmd.Env = append(cmd.Environ(), execReaperEnv+"=1")
+		// Its own process group: a Ctrl-C meant for the daemon's group
+		// must not kill the reaper and orphan the process.
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Setpgid = true
 	}
 }
 

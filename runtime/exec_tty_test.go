@@ -2,10 +2,15 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -111,5 +116,60 @@ func TestExecTTYExitCodes(t *testing.T) {
 				t.Errorf("exit %d err %v, want %d", code, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestExecTTYNoLeaks checks that TTY execs, started or refused, leave no
+// descriptor (console socket, pty master, pipes) and no child behind.
+func TestExecTTYNoLeaks(t *testing.T) {
+	env, proc := ttyExecEnv(t, "berth-exec-leaks")
+	ctx := context.Background()
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	for i := range 10 {
+		cmd := []string{"echo", "hi"}
+		if i%2 == 1 {
+			cmd = []string{"nope"}
+		}
+		p, err := env.rt.Exec(ctx, "berth-exec-leaks", proc(t, container.ExecCreateRequest{Cmd: cmd, Tty: true}), ExecIO{Stdout: io.Discard, Terminal: true})
+		if i%2 == 1 {
+			if !errors.Is(err, ErrCommandNotFound) {
+				t.Fatalf("exec %d: %v", i, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("exec %d: %v", i, err)
+		}
+		if code, err := p.Wait(); err != nil || code != 0 {
+			t.Fatalf("exec %d: exit %d err %v", i, code, err)
+		}
+	}
+	// A refused exec's master (if runc sent one) is closed in the
+	// background; wait for the count to come back rather than for a time.
+	deadline := time.Now().Add(30 * time.Second)
+	for fds() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := fds(); after > before {
+		t.Errorf("%d descriptors before, %d after", before, after)
+	}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) {
+			t.Errorf("child left behind: %s", b)
+		}
 	}
 }
