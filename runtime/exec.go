@@ -177,10 +177,13 @@ func (g *gate) held() string {
 }
 
 // Exec starts p inside container id with `runc exec` and returns once the
-// process runs. runc stays in the foreground as the process's parent: it
-// forwards signals, proxies the terminal and exits with the process's
-// status, so no reaper is needed in the daemon. A failed start is a
-// *StartError carrying runc's message.
+// process runs. Without a terminal runc stays in the foreground as the
+// process's parent: it forwards signals, proxies the pipes and exits with
+// the process's status. With a terminal runc runs `--detach
+// --console-socket` under a per-exec reaper (see execReaper) that exits
+// with the process's status, and the container's pty master is ours: we
+// copy through it and resize it directly. Either way no reaper is needed
+// in the daemon. A failed start is a *StartError carrying runc's message.
 func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, eio ExecIO) (*ExecProcess, error) {
 	if len(p.Args) == 0 {
 		return nil, errdefs.InvalidArgument("No exec command specified")
@@ -203,6 +206,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, eio Exec
 	var sock *runc.Socket    // receives the container's pty master (terminal mode)
 	var masterC chan masterResult
 	fail := func(err error) (*ExecProcess, error) {
+		if sock != nil {
+			// Ends a pending Accept; a master runc sent but we did not
+			// accept is dropped with the socket.
+			sock.Close()
+		}
 		if masterC != nil {
 			// runc may have sent a master before it failed.
 			go func() {
@@ -226,13 +234,12 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, eio Exec
 		// over a console socket (runc exec --detach --console-socket, as
 		// containerd's shim does): one terminal, one output translation,
 		// resized directly.
-		sock, err = runc.NewTempConsoleSocket()
-		if err != nil {
+		if sock, err = runc.NewTempConsoleSocket(); err != nil {
+			sock = nil
 			return fail(errdefs.System("exec in container %s: create console socket: %w", id, err))
 		}
 		errR, errW, err := os.Pipe()
 		if err != nil {
-			sock.Close()
 			return fail(errdefs.System("exec in container %s: %w", id, err))
 		}
 		local = append(local, errR)
@@ -299,12 +306,6 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, eio Exec
 			m, err := sock.ReceiveMaster()
 			masterC <- masterResult{m, err}
 		}()
-		// Accept returns once runc sent the master; closing the socket
-		// ends it when runc failed before it did.
-		go func() {
-			<-ep.exited
-			sock.Close()
-		}()
 	}
 	if _, ok := <-started; !ok {
 		// runc itself could not be started.
@@ -329,14 +330,34 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, eio Exec
 		errGate.release()
 	}
 	if masterC != nil {
-		// The process runs, so runc init sent the master before it exec'd.
-		res := <-masterC
+		// The process runs, so runc init sent the master before it exec'd:
+		// it is accepted or waiting in the socket's queue. Only if the
+		// process already exited and it still is not there, give up.
+		res, got := masterResult{}, false
+		select {
+		case res, got = <-masterC:
+		case <-ep.exited:
+			select {
+			case res, got = <-masterC:
+			case <-time.After(10 * time.Second):
+				res.err = errors.New("runc sent no terminal")
+			}
+		}
+		if got {
+			masterC = nil // consumed: fail must not wait for it
+		}
 		if res.err != nil {
-			_ = syscall.Kill(ep.pid, syscall.SIGKILL)
-			<-ep.exited
+			select {
+			case <-ep.exited:
+			default:
+				_ = syscall.Kill(ep.pid, syscall.SIGKILL)
+				<-ep.exited
+			}
+			ep.copies.Wait()
 			fail(nil)
 			return nil, errdefs.System("exec in container %s: receive terminal: %w", id, res.err)
 		}
+		sock.Close()
 		ep.terminal = res.master
 		ep.copies.Add(1)
 		go func() {
