@@ -58,7 +58,7 @@ func (d *Daemon) restore(ctx context.Context) {
 		}
 		if exit, err := shim.ReadExit(stateDir); err == nil {
 			slog.Info("container exited while berthd was down", "id", c.ID[:12], "code", exit.Code)
-			d.handleExit(c, exit)
+			d.handleExit(c, exit, false)
 			continue
 		} else if !errdefs.IsNotFound(err) {
 			logErr("read exit record", err, "id", c.ID)

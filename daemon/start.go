@@ -217,18 +217,22 @@ func (d *Daemon) monitor(c *container.Container, l *live, client *shim.Client) {
 		exit = &shim.Exit{Code: 255, ExitedAt: time.Now().UTC(), Error: err.Error()}
 	}
 	client.Close()
-	d.handleExit(c, exit)
+	// A shim that reported the exit deletes the runtime's state itself.
+	d.handleExit(c, exit, err == nil)
 }
 
-// handleExit records an exit, cleans the bundle and applies the restart policy.
-func (d *Daemon) handleExit(c *container.Container, exit *shim.Exit) {
+// handleExit records an exit, cleans the bundle and applies the restart
+// policy. shimDeletes says the shim will delete the runtime's state (it does
+// so right after reporting the exit), which keeps a runc invocation off the
+// path of `run --rm`.
+func (d *Daemon) handleExit(c *container.Container, exit *shim.Exit, shimDeletes bool) {
 	ctx := context.Background()
 	c.Lock()
 	l := d.liveOf(c)
 	l.shim = nil
 	l.created = make(chan struct{})
 	l.exits++
-	if l.rt != nil {
+	if l.rt != nil && !shimDeletes {
 		logErr("delete runtime state", l.rt.Delete(ctx, c.ID, true), "id", c.ID)
 	}
 	logErr("unmount rootfs", snapshot.Unmount(filepath.Join(d.bundleDir(c.ID), "rootfs")), "id", c.ID)

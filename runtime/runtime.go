@@ -3,8 +3,10 @@ package runtime
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -86,6 +88,13 @@ func (r *Runtime) Resume(ctx context.Context, id string) error {
 // running container is killed first. A container the runtime does not know
 // is not an error.
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
+	if r.root != "" {
+		// runc keeps a directory per container under its root: without it
+		// there is nothing to delete, and no process needs to be spawned.
+		if _, err := os.Stat(filepath.Join(r.root, id)); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+	}
 	if err := r.runc.Delete(ctx, id, &runc.DeleteOpts{Force: force}); err != nil {
 		err = classify(err, id, "delete")
 		if errdefs.IsNotFound(err) {
