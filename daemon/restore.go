@@ -51,6 +51,13 @@ func (d *Daemon) restore(ctx context.Context) {
 			c.Lock()
 			l := d.liveOf(c)
 			l.shim, l.rt = client, rt
+			if c.State.Status == api.StateRunning {
+				// Only a commit freezes a container without recording it
+				// as paused; a daemon killed mid-commit left it frozen.
+				if status, _, err := rt.State(ctx, c.ID); err == nil && status == "paused" {
+					logErr("thaw a container frozen by an interrupted commit", rt.Resume(ctx, c.ID), "id", c.ID)
+				}
+			}
 			c.Unlock()
 			slog.Info("adopted running container", "id", c.ID[:12])
 			go d.monitor(c, l, client)
