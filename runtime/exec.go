@@ -512,7 +512,12 @@ const (
 	execReaperEnv  = "_BERTH_EXEC_REAPER"
 )
 
-func init() {
+// RunExecReaper must be called first thing in the main of every program that
+// uses Exec with a terminal (berthd, and this package's tests): when the
+// process is the re-executed reaper it does the reaper's work and exits;
+// otherwise it returns at once. It is explicit rather than an init() so the
+// program's start-up stays visible in its main.
+func RunExecReaper() {
 	if os.Getenv(execReaperEnv) != "1" || len(os.Args) < 3 || os.Args[0] != execReaperName {
 		return
 	}
