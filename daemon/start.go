@@ -139,7 +139,10 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	if err := writeFileAtomic(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
 		return err
 	}
-	os.RemoveAll(d.stateDir(c.ID))
+	// The state dir is reused across restarts: shim.Start takes its lock,
+	// waits for a previous shim that is still finishing, and clears its old
+	// exit record. Removing the directory here would let that old shim
+	// delete the new one's socket on its way out.
 	tPrep := time.Now()
 	client, err := shim.Start(ctx, shim.Options{
 		ID: c.ID, Bundle: bundle, StateDir: d.stateDir(c.ID), LogPath: d.logPath(c.ID),
