@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -148,9 +149,10 @@ func (d *Daemon) ExecStart(ctx context.Context, id string, o ExecStartOptions) e
 		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Terminal: e.Config.Tty, Height: o.Height, Width: o.Width,
 	})
 	if err != nil {
-		code := 126
-		if strings.Contains(err.Error(), "executable file not found") || strings.Contains(err.Error(), "no such file or directory") {
-			code = 127
+		code := 126 // dockerd's code for an exec that could not start
+		var se *runtime.StartError
+		if errors.As(err, &se) {
+			code = se.ExitCode()
 		}
 		d.setExecExit(e, code)
 		return err

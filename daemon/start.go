@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -76,13 +77,12 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	defer func() {
 		if retErr != nil {
 			snapshot.Unmount(rootfs)
-			code := 128
 			msg := retErr.Error()
-			switch {
-			case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
-				code = 127
-			case strings.Contains(msg, "permission denied"), strings.Contains(msg, "is a directory"):
-				code = 126
+			// The runtime's classification of runc's message, as for exec;
+			// anything else that stopped the start is Docker's 128.
+			code := 128
+			if se := runtime.NewStartError("", msg); errors.Is(se, runtime.ErrCommandNotFound) || errors.Is(se, runtime.ErrCommandNotExecutable) {
+				code = se.ExitCode()
 			}
 			c.State.SetStartFailed(code, msg, time.Now().UTC())
 			logErr("save container", d.Containers.Save(c), "id", c.ID)
