@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -162,7 +161,7 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	if !waitTimeout(&l.pending, 30*time.Second) {
 		slog.Warn("starting before every attached client connected; they may miss early output", "id", c.ID[:12])
 	}
-	if err := client.Start(ctx); err != nil && !startedAnyway(err) {
+	if err := client.Start(ctx); err != nil {
 		rt.Delete(ctx, c.ID, true)
 		client.Close()
 		l.shim = nil
@@ -178,19 +177,6 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	d.containerEvent(c, events.ActionStart, nil)
 	go d.monitor(c, l, client)
 	return nil
-}
-
-// startedAnyway recognises a runc 1.1 race under heavy load: `runc start`
-// consumed the exec fifo (so the process was released and runs) but then
-// failed to remove it. The process did start; treating this as a failure
-// would leave a running container recorded as created.
-func startedAnyway(err error) bool {
-	msg := err.Error()
-	if strings.Contains(msg, "exec.fifo") && strings.Contains(msg, "no such file or directory") {
-		slog.Warn("runc start reported a missing exec fifo after releasing the process; treating the container as started", "error", msg)
-		return true
-	}
-	return false
 }
 
 // waitTimeout waits for wg; false if d passed first.

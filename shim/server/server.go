@@ -432,6 +432,14 @@ func (s *shim) start(c *os.File) {
 	default:
 	}
 	out, err := s.runRuntime("start", s.cfg.ID)
+	if err != nil && strings.Contains(out, "exec.fifo") && strings.Contains(out, "no such file or directory") {
+		// A runc 1.1 race under heavy load: `runc start` read the exec fifo
+		// (so the init was released and runs) and then failed to remove it.
+		// The container did start; reporting a failure would leave it
+		// running while recorded as created.
+		s.log.printf("runc start: ", oneLine(out), " (the process was released; treating it as started)")
+		err = nil
+	}
 	if err != nil {
 		if out == "" {
 			out = err.Error()
