@@ -97,13 +97,17 @@ func snapshotOf(t *testing.T, base, skip string) map[string]string {
 	return m
 }
 
-func TestHostileTars(t *testing.T) {
-	cases := []struct {
-		name    string
-		tar     func(t *testing.T, outside string) []byte
-		wantErr bool   // a clear InvalidArgument error
-		inside  string // a path that must exist inside the layer afterwards ($O: the outside dir's path)
-	}{
+// hostileCase is a tar that tries to reach outside the layer.
+type hostileCase struct {
+	name    string
+	tar     func(t *testing.T, outside string) []byte
+	wantErr bool   // a clear InvalidArgument error
+	inside  string // a path that must exist inside the layer afterwards ($O: the outside dir's path)
+}
+
+// hostileCases is the corpus both Apply and WriteImage are held to.
+func hostileCases() []hostileCase {
+	return []hostileCase{
 		{"dotdot file", func(t *testing.T, o string) []byte {
 			return mkTar(t, tentry{name: "../../../outside/victim", body: "pwned"})
 		}, true, ""},
@@ -188,7 +192,10 @@ func TestHostileTars(t *testing.T) {
 			return mkTar(t, tentry{name: strings.Repeat("n", 300), body: "x"})
 		}, true, ""},
 	}
-	for _, c := range cases {
+}
+
+func TestHostileTars(t *testing.T) {
+	for _, c := range hostileCases() {
 		t.Run(c.name, func(t *testing.T) {
 			layer, outside := sandbox(t)
 			base := filepath.Dir(filepath.Dir(filepath.Dir(layer)))

@@ -1,0 +1,657 @@
+package snapshot
+
+// A committed layer can be kept as one EROFS image file instead of a tree of
+// files: the kernel mounts the file read-only (file-backed EROFS, Linux 6.12
+// and later) and overlayfs stacks the mounts as it stacks directories.
+// Unpacking a layer then writes one file sequentially instead of creating an
+// inode per tar entry, which is where a directory unpack spends its time
+// (see docs/images.md). The image is written here from the layer tar in one
+// pass: file data streams into the data area as the tar is read, and the
+// metadata (inodes, directories, symlinks) follows at the end, when the tree
+// is known.
+//
+// Layout (4 KiB blocks, no compression, every inode "extended" so that each
+// keeps its own mtime, uid and gid):
+//
+//	block 0              superblock at byte 1024
+//	blocks 1..M-1        regular file data, each file from a block boundary
+//	block M (meta_blkaddr) inodes, 32-byte slots (nid = slot number), root first
+//	after the inodes     directory blocks, then symlink targets
+//
+// The on-disk format is the kernel's (Documentation/filesystems/erofs.rst,
+// include/uapi/linux/erofs_fs.h); github.com/erofs/go-erofs reads the images
+// back in the tests.
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"encoding/binary"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/errdefs"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	erofsMagic      = 0xE0F5E1E2
+	erofsSuperOff   = 1024
+	erofsBlockBits  = 12
+	erofsBlockSize  = 1 << erofsBlockBits
+	erofsInodeSize  = 64 // extended inode
+	erofsSlotSize   = 32 // nids count 32-byte slots
+	erofsDirentSize = 12
+	erofsMaxName    = 255
+
+	// i_format: bit 0 = extended inode, bits 1-3 = data layout (0: flat plain).
+	erofsFormatExtendedPlain = 1
+
+	// writebackEvery starts writeback of the image while it is written, so
+	// the fsync at the end finds little left to do.
+	writebackEvery = 8 << 20
+)
+
+// enode is one inode of the image being built.
+type enode struct {
+	mode     uint32 // S_IF* type and permission bits
+	uid, gid uint32
+	mtime    time.Time
+	size     uint64            // regular files
+	blkaddr  uint32            // first data block (regular files, directories, symlinks)
+	rdev     uint32            // devices, new_encode_dev form
+	target   string            // symlink
+	xattrs   map[string]string // full names
+	children map[string]*enode // directories
+	parent   *enode            // directories: ".."
+
+	nid   uint64
+	nlink uint32
+	laid  bool // nid assigned
+}
+
+func (n *enode) isDir() bool { return n.mode&unix.S_IFMT == unix.S_IFDIR }
+
+// imageBuilder turns one layer tar into an EROFS image.
+type imageBuilder struct {
+	f       *os.File
+	w       *bufio.Writer
+	off     int64 // bytes of the image written so far (data area)
+	flushed int64 // offset up to which writeback was started
+	root    *enode
+	now     time.Time
+	size    int64 // regular file bytes
+	buf     []byte
+	zero    [erofsBlockSize]byte
+}
+
+// WriteImage writes the uncompressed layer tar r as an EROFS image into f
+// (an empty file), with whiteouts in overlay form (0:0 character devices,
+// trusted.overlay.opaque=y), and syncs it. It returns the total size of the
+// regular files. Paths resolve as Apply resolves them: inside the layer,
+// symlinks followed as in a chroot; the same hostile entries are refused
+// with an InvalidArgument error.
+func WriteImage(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
+	b := &imageBuilder{f: f, now: time.Now()}
+	b.root = &enode{mode: unix.S_IFDIR | 0o755, mtime: b.now}
+	b.root.parent = b.root
+	if _, err := f.Seek(erofsBlockSize, io.SeekStart); err != nil {
+		return 0, errdefs.System("write layer image: %w", err)
+	}
+	b.off = erofsBlockSize
+	b.flushed = b.off
+	b.w = bufio.NewWriterSize(f, 1<<20)
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return b.size, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return b.size, errdefs.InvalidArgument("read layer tar: %w", err)
+		}
+		if err := b.entry(ctx, hdr, tr); err != nil {
+			return b.size, err
+		}
+	}
+	if err := b.finish(); err != nil {
+		return b.size, err
+	}
+	return b.size, nil
+}
+
+// walk resolves the directory path rel (cleaned, relative) from the root,
+// following symlinks as in a chroot and creating missing directories.
+func (b *imageBuilder) walk(rel string) (*enode, error) {
+	if rel == "." || rel == "" {
+		return b.root, nil
+	}
+	comps := strings.Split(rel, "/")
+	cur := b.root
+	links := 0
+	for len(comps) > 0 {
+		c := comps[0]
+		comps = comps[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = cur.parent
+			continue
+		}
+		if len(c) > erofsMaxName {
+			return nil, errdefs.InvalidArgument("layer entry path %q: name too long", rel)
+		}
+		child := cur.children[c]
+		switch {
+		case child == nil:
+			child = &enode{mode: unix.S_IFDIR | 0o755, mtime: b.now, parent: cur}
+			b.link(cur, c, child)
+			cur = child
+		case child.isDir():
+			cur = child
+		case child.mode&unix.S_IFMT == unix.S_IFLNK:
+			if links++; links > 255 {
+				return nil, errdefs.InvalidArgument("layer entry path %q: too many levels of symbolic links", rel)
+			}
+			t := strings.Split(child.target, "/")
+			if strings.HasPrefix(child.target, "/") {
+				cur = b.root
+			}
+			comps = append(t, comps...)
+		default:
+			return nil, errdefs.InvalidArgument("create parent of layer entry %q: %s is not a directory", rel, c)
+		}
+	}
+	return cur, nil
+}
+
+func (b *imageBuilder) link(dir *enode, name string, n *enode) {
+	if dir.children == nil {
+		dir.children = map[string]*enode{}
+	}
+	dir.children[name] = n
+}
+
+func (b *imageBuilder) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error {
+	rel, err := relPath(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if rel == "." {
+		if hdr.Typeflag != tar.TypeDir {
+			return errdefs.InvalidArgument("layer entry %q: the root must be a directory", hdr.Name)
+		}
+		if err := b.setMeta(b.root, hdr, unix.S_IFDIR); err != nil {
+			return err
+		}
+		return nil
+	}
+	base := filepath.Base(rel)
+	if len(base) > erofsMaxName {
+		return errdefs.InvalidArgument("layer entry %q: name too long", hdr.Name)
+	}
+	switch {
+	case base == whiteoutOpaque:
+		dir, err := b.walk(filepath.Dir(rel))
+		if err != nil {
+			return err
+		}
+		if dir.xattrs == nil {
+			dir.xattrs = map[string]string{}
+		}
+		dir.xattrs[overlayOpaque] = "y"
+		return nil
+	case strings.HasPrefix(base, whiteoutMeta):
+		return nil
+	case strings.HasPrefix(base, whiteoutPrefix):
+		name := base[len(whiteoutPrefix):]
+		if name == "" || name == "." || name == ".." {
+			return errdefs.InvalidArgument("layer entry %q: invalid whiteout", hdr.Name)
+		}
+		dir, err := b.walk(filepath.Dir(rel))
+		if err != nil {
+			return err
+		}
+		b.link(dir, name, &enode{mode: unix.S_IFCHR, mtime: b.now})
+		return nil
+	}
+
+	dir, err := b.walk(filepath.Dir(rel))
+	if err != nil {
+		return err
+	}
+	old := dir.children[base]
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if old != nil && old.isDir() {
+			if err := b.setMeta(old, hdr, unix.S_IFDIR); err != nil {
+				return err
+			}
+			return nil
+		}
+		n := &enode{parent: dir}
+		if err := b.setMeta(n, hdr, unix.S_IFDIR); err != nil {
+			return err
+		}
+		b.link(dir, base, n)
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		n := &enode{}
+		if err := b.setMeta(n, hdr, unix.S_IFREG); err != nil {
+			return err
+		}
+		if err := b.data(ctx, n, r); err != nil {
+			return errdefs.InvalidArgument("write file %q: %w", rel, err)
+		}
+		b.link(dir, base, n)
+	case tar.TypeSymlink:
+		if !filepath.IsAbs(hdr.Linkname) {
+			t := filepath.Join(filepath.Dir(rel), hdr.Linkname)
+			if t == ".." || strings.HasPrefix(t, "../") {
+				return errdefs.InvalidArgument("layer entry %q: symlink target %q points outside the layer root", hdr.Name, hdr.Linkname)
+			}
+		}
+		if hdr.Linkname == "" || len(hdr.Linkname) >= erofsBlockSize {
+			return errdefs.InvalidArgument("layer entry %q: symlink target of %d bytes", hdr.Name, len(hdr.Linkname))
+		}
+		n := &enode{target: hdr.Linkname}
+		if err := b.setMeta(n, hdr, unix.S_IFLNK); err != nil {
+			return err
+		}
+		n.mode = unix.S_IFLNK | 0o777
+		b.link(dir, base, n)
+	case tar.TypeLink:
+		lrel, err := relPath(hdr.Linkname)
+		if err != nil || lrel == "." {
+			return errdefs.InvalidArgument("layer entry %q: hard link target %q points outside the layer root", hdr.Name, hdr.Linkname)
+		}
+		ldir, err := b.walk(filepath.Dir(lrel))
+		if err != nil {
+			return errdefs.InvalidArgument("resolve hard link target %q: %w", hdr.Linkname, err)
+		}
+		target := ldir.children[filepath.Base(lrel)]
+		if target == nil {
+			return errdefs.InvalidArgument("layer entry %q: hard link target %q: no such file", hdr.Name, hdr.Linkname)
+		}
+		if target.isDir() {
+			return errdefs.InvalidArgument("layer entry %q: hard link to directory %q", hdr.Name, hdr.Linkname)
+		}
+		b.link(dir, base, target)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		typ := uint32(unix.S_IFIFO)
+		switch hdr.Typeflag {
+		case tar.TypeChar:
+			typ = unix.S_IFCHR
+		case tar.TypeBlock:
+			typ = unix.S_IFBLK
+		}
+		n := &enode{rdev: encodeDev(uint32(hdr.Devmajor), uint32(hdr.Devminor))}
+		if err := b.setMeta(n, hdr, typ); err != nil {
+			return err
+		}
+		b.link(dir, base, n)
+	case tar.TypeXGlobalHeader:
+		return nil
+	default:
+		return errdefs.InvalidArgument("layer entry %q: unsupported tar type %q", hdr.Name, hdr.Typeflag)
+	}
+	return nil
+}
+
+// encodeDev is the kernel's new_encode_dev.
+func encodeDev(major, minor uint32) uint32 {
+	return minor&0xff | major<<8 | (minor&^0xff)<<12
+}
+
+// setMeta takes mode, owner, xattrs and mtime from hdr.
+func (b *imageBuilder) setMeta(n *enode, hdr *tar.Header, typ uint32) error {
+	n.mode = typ | uint32(hdr.Mode&0o7777)
+	n.uid, n.gid = uint32(hdr.Uid), uint32(hdr.Gid)
+	n.mtime = hdr.ModTime
+	if n.mtime.IsZero() {
+		n.mtime = time.Unix(0, 0)
+	}
+	for k, v := range hdr.PAXRecords {
+		key, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok || strings.HasPrefix(key, "trusted.overlay.") {
+			continue // overlay's own attributes would change how the layer stacks
+		}
+		_, suffix, ok := xattrIndex(key)
+		if !ok {
+			continue // a namespace EROFS cannot store, as Apply skips ENOTSUP
+		}
+		if len(suffix) > erofsMaxName || len(v) > 65535 {
+			return errdefs.InvalidArgument("layer entry %q: xattr %s too large", hdr.Name, key)
+		}
+		if n.xattrs == nil {
+			n.xattrs = map[string]string{}
+		}
+		n.xattrs[key] = v
+	}
+	if xattrSize(n.xattrs) > 64<<10 {
+		return errdefs.InvalidArgument("layer entry %q: xattrs too large", hdr.Name)
+	}
+	return nil
+}
+
+// data streams a regular file's contents into the data area.
+func (b *imageBuilder) data(ctx context.Context, n *enode, r io.Reader) error {
+	n.blkaddr = uint32(b.off >> erofsBlockBits)
+	if b.buf == nil {
+		b.buf = make([]byte, 256<<10)
+	}
+	written, err := io.CopyBuffer(b.w, ctxReader{ctx, r}, b.buf)
+	b.off += written
+	b.size += written
+	n.size = uint64(written)
+	if err != nil {
+		return err
+	}
+	if pad := -b.off & (erofsBlockSize - 1); pad != 0 {
+		b.w.Write(b.zero[:pad])
+		b.off += pad
+	}
+	if written == 0 {
+		n.blkaddr = 0
+	}
+	if b.off-b.flushed >= writebackEvery {
+		if err := b.w.Flush(); err != nil {
+			return err
+		}
+		// Start writeback now; the final fsync then waits for little.
+		unix.SyncFileRange(int(b.f.Fd()), b.flushed, b.off-b.flushed, unix.SYNC_FILE_RANGE_WRITE)
+		b.flushed = b.off
+	}
+	return nil
+}
+
+// dirent is one directory entry in on-disk order.
+type dirent struct {
+	name string
+	n    *enode
+}
+
+// finish lays out and writes the metadata and the superblock, then syncs.
+func (b *imageBuilder) finish() error {
+	metaBlk := uint32(b.off >> erofsBlockBits)
+
+	// Number every inode breadth-first from the root (nid 0), counting
+	// links as the tree is walked; directories list "." and "..".
+	var order []*enode
+	var dirs [][]dirent
+	var dirNodes []*enode
+	slot := uint64(0)
+	assign := func(n *enode) {
+		if n.laid {
+			return
+		}
+		n.laid = true
+		n.nid = slot
+		slot += uint64((erofsInodeSize + xattrSize(n.xattrs) + erofsSlotSize - 1) / erofsSlotSize)
+		order = append(order, n)
+	}
+	assign(b.root)
+	for q := []*enode{b.root}; len(q) > 0; q = q[1:] {
+		d := q[0]
+		ents := make([]dirent, 0, len(d.children)+2)
+		ents = append(ents, dirent{".", d}, dirent{"..", d.parent})
+		subdirs := uint32(0)
+		for name, c := range d.children {
+			ents = append(ents, dirent{name, c})
+			if c.isDir() {
+				subdirs++
+				c.parent = d
+				q = append(q, c)
+			} else {
+				c.nlink++
+			}
+			assign(c)
+		}
+		d.nlink = 2 + subdirs
+		sort.Slice(ents, func(i, j int) bool { return ents[i].name < ents[j].name })
+		dirs = append(dirs, ents)
+		dirNodes = append(dirNodes, d)
+	}
+	if len(order) >= 1<<32-1 {
+		return errdefs.InvalidArgument("layer has too many entries for one image")
+	}
+
+	// Directory and symlink blocks follow the inodes.
+	inodeBytes := int64(slot) * erofsSlotSize
+	next := metaBlk + uint32((inodeBytes+erofsBlockSize-1)>>erofsBlockBits)
+	dirBlocks := make([][][]dirent, len(dirs))
+	for i, ents := range dirs {
+		blocks := packDir(ents)
+		dirBlocks[i] = blocks
+		d := dirNodes[i]
+		d.blkaddr = next
+		next += uint32(len(blocks))
+		last := blocks[len(blocks)-1]
+		used := uint64(len(last) * erofsDirentSize)
+		for _, e := range last {
+			used += uint64(len(e.name))
+		}
+		d.size = uint64(len(blocks)-1)*erofsBlockSize + used
+	}
+	var links []*enode
+	for _, n := range order {
+		if n.mode&unix.S_IFMT == unix.S_IFLNK {
+			n.blkaddr = next
+			n.size = uint64(len(n.target))
+			next++
+			links = append(links, n)
+		}
+	}
+
+	// Inodes.
+	for i, n := range order {
+		if err := b.pad(int64(metaBlk)<<erofsBlockBits + int64(n.nid)*erofsSlotSize); err != nil {
+			return err
+		}
+		var ino [erofsInodeSize]byte
+		le := binary.LittleEndian
+		le.PutUint16(ino[0:], erofsFormatExtendedPlain)
+		if xs := xattrSize(n.xattrs); xs > 0 {
+			le.PutUint16(ino[2:], uint16((xs-12)/4+1))
+		}
+		le.PutUint16(ino[4:], uint16(n.mode))
+		le.PutUint64(ino[8:], n.size)
+		switch n.mode & unix.S_IFMT {
+		case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
+			le.PutUint32(ino[16:], n.rdev)
+		default:
+			le.PutUint32(ino[16:], n.blkaddr)
+		}
+		le.PutUint32(ino[20:], uint32(i+1))
+		le.PutUint32(ino[24:], n.uid)
+		le.PutUint32(ino[28:], n.gid)
+		le.PutUint64(ino[32:], uint64(n.mtime.Unix()))
+		le.PutUint32(ino[40:], uint32(n.mtime.Nanosecond()))
+		le.PutUint32(ino[44:], n.nlink)
+		b.put(ino[:])
+		b.put(xattrBody(n.xattrs))
+	}
+
+	// Directories, then symlinks.
+	for i, blocks := range dirBlocks {
+		if err := b.pad(int64(dirNodes[i].blkaddr) << erofsBlockBits); err != nil {
+			return err
+		}
+		for j, ents := range blocks {
+			if j > 0 {
+				b.pad(b.off + (-b.off & (erofsBlockSize - 1)))
+			}
+			nameOff := len(ents) * erofsDirentSize
+			for _, e := range ents {
+				var de [erofsDirentSize]byte
+				binary.LittleEndian.PutUint64(de[0:], e.n.nid)
+				binary.LittleEndian.PutUint16(de[8:], uint16(nameOff))
+				de[10] = fileType(e.n.mode)
+				b.put(de[:])
+				nameOff += len(e.name)
+			}
+			for _, e := range ents {
+				b.put([]byte(e.name))
+			}
+		}
+	}
+	for _, n := range links {
+		if err := b.pad(int64(n.blkaddr) << erofsBlockBits); err != nil {
+			return err
+		}
+		b.put([]byte(n.target))
+	}
+	if err := b.pad(int64(next) << erofsBlockBits); err != nil {
+		return err
+	}
+	if err := b.w.Flush(); err != nil {
+		return errdefs.System("write layer image: %w", err)
+	}
+
+	// The superblock last: until it is written the file is no image.
+	var sb [128]byte
+	le := binary.LittleEndian
+	le.PutUint32(sb[0:], erofsMagic)
+	sb[12] = erofsBlockBits
+	le.PutUint16(sb[14:], uint16(b.root.nid))
+	le.PutUint64(sb[16:], uint64(len(order)))
+	le.PutUint64(sb[24:], uint64(b.now.Unix()))
+	le.PutUint32(sb[32:], uint32(b.now.Nanosecond()))
+	le.PutUint32(sb[36:], next)
+	le.PutUint32(sb[40:], metaBlk)
+	if _, err := b.f.WriteAt(sb[:], erofsSuperOff); err != nil {
+		return errdefs.System("write layer image: %w", err)
+	}
+	if err := b.f.Sync(); err != nil {
+		return errdefs.System("sync layer image: %w", err)
+	}
+	return nil
+}
+
+// put appends p to the image.
+func (b *imageBuilder) put(p []byte) {
+	b.w.Write(p)
+	b.off += int64(len(p))
+}
+
+// pad writes zeros up to offset to (never backwards).
+func (b *imageBuilder) pad(to int64) error {
+	if to < b.off {
+		return errdefs.System("write layer image: layout overlaps at %d (at %d)", to, b.off)
+	}
+	for to > b.off {
+		n := min(to-b.off, erofsBlockSize)
+		b.put(b.zero[:n])
+	}
+	return nil
+}
+
+// packDir splits sorted entries into directory blocks: each block holds its
+// dirents, then their names.
+func packDir(ents []dirent) [][]dirent {
+	var blocks [][]dirent
+	start, used := 0, 0
+	for i, e := range ents {
+		need := erofsDirentSize + len(e.name)
+		if used+need > erofsBlockSize {
+			blocks = append(blocks, ents[start:i])
+			start, used = i, 0
+		}
+		used += need
+	}
+	return append(blocks, ents[start:])
+}
+
+func fileType(mode uint32) byte {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return 1
+	case unix.S_IFDIR:
+		return 2
+	case unix.S_IFCHR:
+		return 3
+	case unix.S_IFBLK:
+		return 4
+	case unix.S_IFIFO:
+		return 5
+	case unix.S_IFSOCK:
+		return 6
+	case unix.S_IFLNK:
+		return 7
+	}
+	return 0
+}
+
+// xattrIndex maps a full xattr name to EROFS's prefix index and the rest.
+func xattrIndex(name string) (byte, string, bool) {
+	switch {
+	case name == "system.posix_acl_access":
+		return 2, "", true
+	case name == "system.posix_acl_default":
+		return 3, "", true
+	case strings.HasPrefix(name, "user."):
+		return 1, name[len("user."):], true
+	case strings.HasPrefix(name, "trusted."):
+		return 4, name[len("trusted."):], true
+	case strings.HasPrefix(name, "security."):
+		return 6, name[len("security."):], true
+	}
+	return 0, "", false
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// xattrSize is the size of an inode's inline xattr area (0 without xattrs).
+func xattrSize(x map[string]string) int {
+	if len(x) == 0 {
+		return 0
+	}
+	size := 12
+	for k, v := range x {
+		_, suffix, _ := xattrIndex(k)
+		size += (4 + len(suffix) + len(v) + 3) &^ 3
+	}
+	return size
+}
+
+// xattrBody is the inline xattr area: a 12-byte header, then entries.
+func xattrBody(x map[string]string) []byte {
+	if len(x) == 0 {
+		return nil
+	}
+	out := make([]byte, 12, xattrSize(x))
+	for _, k := range sortedKeys(x) {
+		idx, suffix, _ := xattrIndex(k)
+		v := x[k]
+		e := make([]byte, (4+len(suffix)+len(v)+3)&^3)
+		e[0] = byte(len(suffix))
+		e[1] = idx
+		binary.LittleEndian.PutUint16(e[2:], uint16(len(v)))
+		copy(e[4:], suffix)
+		copy(e[4+len(suffix):], v)
+		out = append(out, e...)
+	}
+	return out
+}
+
+// mountLayerImage mounts the EROFS image file img read-only at target.
+func mountLayerImage(img, target string) error {
+	if err := unix.Mount(img, target, "erofs", unix.MS_RDONLY, ""); err != nil {
+		return errdefs.System("mount layer image %s on %s: %w", img, target, err)
+	}
+	return nil
+}
