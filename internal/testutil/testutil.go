@@ -40,6 +40,10 @@ var (
 	buildOnce sync.Once
 	binDir    string
 	buildErr  error
+	// binReaper is the write end of the pipe removeAtExit's watcher waits
+	// on. It stays open (and referenced, so no finalizer closes it) for the
+	// life of the process.
+	binReaper *os.File
 )
 
 // RepoRoot finds the module root from this file's location.
@@ -49,7 +53,8 @@ func RepoRoot() string {
 }
 
 // Bin returns the path of a Berth binary: from $BERTH_BIN (set by make
-// test) or built once into a temp dir.
+// test) or built once per test process, with every main under cmd/, into a
+// temporary directory that is removed when the process ends.
 func Bin(t testing.TB, name string) string {
 	t.Helper()
 	if dir := os.Getenv("BERTH_BIN"); dir != "" {
@@ -63,7 +68,11 @@ func Bin(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/berthd", "./cmd/berth", "./cmd/berth-shim")
+		if binReaper, buildErr = removeAtExit(binDir); buildErr != nil {
+			os.RemoveAll(binDir)
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/...")
 		cmd.Dir = RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -74,6 +83,33 @@ func Bin(t testing.TB, name string) string {
 		t.Fatal(buildErr)
 	}
 	return filepath.Join(binDir, name)
+}
+
+// removeAtExit starts a watcher process that removes dir once this process
+// has ended, however it ends (return from the tests, os.Exit, a panic, the
+// test timeout, a signal). A test binary without its own TestMain has no
+// exit hook and the binaries must outlive every test, so t.Cleanup cannot do
+// it. The watcher reads a pipe whose only write end is the returned file:
+// the kernel closes it when this process dies, the read sees end-of-file and
+// the watcher removes dir. The caller keeps the file open for the life of
+// the process. The watcher runs in its own session so that a ^C to the test
+// run does not stop it before it has cleaned up.
+func removeAtExit(dir string) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("remove %s at exit: %w", dir, err)
+	}
+	defer r.Close()
+	watcher := exec.Command("/bin/sh", "-c", `read -r _; rm -rf -- "$1"`, "berth-test-reaper", dir)
+	watcher.Stdin = r // stdout and stderr stay /dev/null: go test waits for its output pipes to close
+	watcher.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := watcher.Start(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("remove %s at exit: start watcher: %w", dir, err)
+	}
+	// Not waited for: it ends after this process, adopted by init.
+	watcher.Process.Release()
+	return w, nil
 }
 
 // Daemon is a berthd process on temporary roots.
