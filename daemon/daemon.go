@@ -117,6 +117,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		db.Close()
 		return nil, err
 	}
+	slog.Info("snapshots", "layer-images", d.Snapshots.LayerImages())
 	if d.Images, err = image.NewStore(db, d.Content, d.Snapshots); err != nil {
 		db.Close()
 		return nil, err
@@ -149,6 +150,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 func (d *Daemon) Close() error {
 	close(d.shutdown)
 	d.Networks.Close()
+	d.Snapshots.Close()
 	return d.db.Close()
 }
 

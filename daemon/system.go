@@ -65,9 +65,13 @@ func (d *Daemon) Info(ctx context.Context) system.Info {
 	for name, path := range d.cfg.Runtimes {
 		runtimes[name] = system.RuntimeWithStatus{Runtime: system.Runtime{Path: path}}
 	}
+	layers := "directories"
+	if d.Snapshots.LayerImages() {
+		layers = "erofs images"
+	}
 	return system.Info{
 		ID: "berth", Containers: total, ContainersRunning: running, ContainersPaused: paused, ContainersStopped: stopped,
-		Images: len(images), Driver: "overlay2", DriverStatus: [][2]string{{"Backing Filesystem", "overlayfs"}},
+		Images: len(images), Driver: "overlay2", DriverStatus: [][2]string{{"Backing Filesystem", "overlayfs"}, {"Layers", layers}},
 		MemoryLimit: true, SwapLimit: true, CPUCfsPeriod: true, CPUCfsQuota: true, CPUShares: true, CPUSet: true, PidsLimit: true,
 		IPv4Forwarding: true, NFd: countFDs(), NGoroutines: goruntime.NumGoroutine(), SystemTime: time.Now().Format(time.RFC3339Nano),
 		LoggingDriver: "json-file", CgroupDriver: "cgroupfs", CgroupVersion: cgroupVersion,

@@ -388,6 +388,9 @@ func (s *Store) checkLayer(ctx context.Context, l Layer, broken map[string]bool,
 	if _, err := os.Stat(dir); err != nil {
 		return "snapshot directory missing"
 	}
+	if err := s.sn.Verify(ctx, l.ChainID); err != nil {
+		return err.Error()
+	}
 	if err := s.compareLayer(ctx, l, dir); err != nil {
 		return "snapshot differs from layer: " + err.Error()
 	}

@@ -3,11 +3,9 @@ package image
 import (
 	"context"
 	"io"
-	"os"
 	"sync"
 
 	"github.com/berth-dev/berth/errdefs"
-	"github.com/berth-dev/berth/snapshot"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -52,10 +50,6 @@ func (s *Store) StageLayerBlob(ctx context.Context, desc ocispec.Descriptor, dif
 	if _, err := s.sn.Prepare(ctx, key, ""); err != nil {
 		return nil, err
 	}
-	dir, err := s.sn.UpperDir(ctx, key)
-	if err != nil {
-		return nil, err
-	}
 	f, err := s.cs.Open(ctx, desc.Digest)
 	if err != nil {
 		return nil, err
@@ -83,7 +77,7 @@ func (s *Store) StageLayerBlob(ctx context.Context, desc ocispec.Descriptor, dif
 	st.blob.Annotations, st.blob.URLs, st.blob.Platform = nil, nil, nil
 	v := diffID.Verifier()
 	tee := &teeReader{r: dr, w: v}
-	if st.size, err = snapshot.Apply(ctx, dir, tee); err != nil {
+	if st.size, err = s.sn.Unpack(ctx, key, tee); err != nil {
 		return nil, err
 	}
 	// The tar's end-of-archive padding is part of the diff ID.
@@ -133,19 +127,7 @@ func (s *Store) CommitStaged(ctx context.Context, parent string, st *Staged) (La
 			s.sn.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
-	from, err := s.sn.UpperDir(ctx, st.key)
-	if err != nil {
-		return Layer{}, err
-	}
-	to, err := s.sn.UpperDir(ctx, key)
-	if err != nil {
-		return Layer{}, err
-	}
-	if err := os.Remove(to); err != nil {
-		return Layer{}, errdefs.System("move staged layer %s: %w", st.diffID, err)
-	}
-	if err := os.Rename(from, to); err != nil {
-		os.Mkdir(to, 0o755)
+	if err := s.sn.MoveContent(ctx, st.key, key); err != nil {
 		return Layer{}, errdefs.System("move staged layer %s: %w", st.diffID, err)
 	}
 	l := Layer{ChainID: chainID, DiffID: st.diffID, Parent: parent, Blob: st.blob, Size: st.size}

@@ -101,6 +101,7 @@ func (e *env) open(t testing.TB) {
 	if e.sn, err = snapshot.NewOverlay(filepath.Join(e.root, "snapshots"), e.db); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { e.sn.Close() })
 	if e.s, err = NewStore(e.db, e.cs, e.sn); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
-	"github.com/berth-dev/berth/snapshot"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -212,11 +211,7 @@ func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, finish f
 			s.sn.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
-	dir, err := s.sn.UpperDir(ctx, key)
-	if err != nil {
-		return Layer{}, err
-	}
-	size, err := snapshot.Apply(ctx, dir, r)
+	size, err := s.sn.Unpack(ctx, key, r)
 	if err != nil {
 		return Layer{}, err
 	}

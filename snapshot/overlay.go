@@ -26,6 +26,7 @@ package snapshot
 //
 //	<root>/                  (<data-root>/snapshots)
 //	├── <id>/fs              the snapshot's own files (overlay upperdir or lowerdir)
+//	├── <id>/layer.erofs     a committed layer as one EROFS image, mounted read-only on <id>/fs
 //	├── <id>/work            overlay workdir (active snapshots)
 //	├── new-<random>/        being created; removed at open
 //	└── rm-<id>/             being removed; removed at open
@@ -34,24 +35,34 @@ package snapshot
 //
 //	snapshots/<key> -> {"ID":n,"Kind":"active|committed","Parent":"<key>","Created":...}
 //
+// A layer is unpacked with Unpack: into an EROFS image file when the kernel
+// mounts file-backed EROFS (Linux 6.12+; probed at open), else into fs as a
+// tree of files. Committing a snapshot that has an image mounts it on fs; the
+// mount is made again at open (after a reboot) and before any use, and
+// undone at Remove and Close. Everything else reads <id>/fs either way.
+//
 // A directory only counts once its record is committed in the same bbolt
 // transaction that renamed it into place, so a crash at any point leaves
 // either the old or the new state plus directories that open removes.
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // BucketSnapshots holds one record per snapshot, keyed by snapshot key.
@@ -84,9 +95,15 @@ type Mount struct {
 
 // Overlay is an overlayfs snapshotter.
 type Overlay struct {
-	root string
-	db   *bolt.DB
+	root   string
+	db     *bolt.DB
+	images bool // layers are unpacked into EROFS images
+
+	mountMu sync.Mutex // serialises mounting layer images
 }
+
+// layerImage is the name of a layer's EROFS image in its snapshot directory.
+const layerImage = "layer.erofs"
 
 // NewOverlay opens the snapshotter at root, creating its bucket, and removes
 // directories that an interrupted create or remove left behind.
@@ -116,18 +133,262 @@ func NewOverlay(root string, db *bolt.DB) (*Overlay, error) {
 	if err != nil {
 		return nil, errdefs.System("list snapshots in %s: %w", root, err)
 	}
+	mounted := mountPoints()
 	for _, e := range entries {
 		if known[e.Name()] {
 			continue
 		}
 		p := filepath.Join(root, e.Name())
-		// A directory of a crashed create/remove may still be mounted by
-		// nobody (mounts die with their namespace), so plain removal works.
+		// A layer image of a crashed create or remove may still be mounted.
+		for m := range mounted {
+			if strings.HasPrefix(m, p+"/") {
+				unix.Unmount(m, unix.MNT_DETACH)
+			}
+		}
 		if err := os.RemoveAll(p); err != nil {
 			return nil, errdefs.System("remove stale snapshot dir %s: %w", p, err)
 		}
 	}
+	o.images = probeLayerImages(root)
+	// Committed layer images are mounted again after a reboot; those a
+	// killed daemon left mounted are kept.
+	err = o.Walk(context.Background(), func(in Info) error {
+		if in.Kind != KindCommitted {
+			return nil
+		}
+		own := filepath.Join(o.dir(in.ID), "fs")
+		if mounted[own] {
+			return nil
+		}
+		return o.mountImage(in.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// LayerImages says whether layers are unpacked into EROFS images.
+func (o *Overlay) LayerImages() bool { return o.images }
+
+// probeLayerImages mounts an empty EROFS image once to learn whether the
+// kernel takes file-backed EROFS mounts.
+func probeLayerImages(root string) bool {
+	if os.Getenv("BERTH_LAYER_IMAGES") == "0" {
+		return false
+	}
+	dir, err := os.MkdirTemp(root, "new-probe-")
+	if err != nil {
+		return false
+	}
+	defer os.RemoveAll(dir)
+	f, err := os.Create(filepath.Join(dir, layerImage))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if _, err := WriteImage(context.Background(), f, strings.NewReader(emptyTar)); err != nil {
+		return false
+	}
+	mnt := filepath.Join(dir, "fs")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		return false
+	}
+	if err := mountLayerImage(f.Name(), mnt); err != nil {
+		return false
+	}
+	unix.Unmount(mnt, unix.MNT_DETACH)
+	return true
+}
+
+// emptyTar is an archive with no entries (two zero blocks).
+var emptyTar = string(make([]byte, 1024))
+
+// mountImage mounts snapshot id's layer image on its fs directory if it has
+// one and it is not mounted there yet.
+func (o *Overlay) mountImage(id uint64) error {
+	dir := o.dir(id)
+	img := filepath.Join(dir, layerImage)
+	if _, err := os.Lstat(img); err != nil {
+		return nil // a layer unpacked as a tree of files
+	}
+	o.mountMu.Lock()
+	defer o.mountMu.Unlock()
+	own := filepath.Join(dir, "fs")
+	var st, pst unix.Stat_t
+	if err := unix.Lstat(own, &st); err != nil {
+		return errdefs.System("layer image mount point %s: %w", own, err)
+	}
+	if err := unix.Lstat(dir, &pst); err != nil {
+		return errdefs.System("layer image mount point %s: %w", own, err)
+	}
+	if st.Dev != pst.Dev {
+		return nil // mounted
+	}
+	return mountLayerImage(img, own)
+}
+
+// unmountImage undoes mountImage (a no-op when nothing is mounted).
+func (o *Overlay) unmountImage(id uint64) {
+	own := filepath.Join(o.dir(id), "fs")
+	for i := 0; i < 8 && unix.Unmount(own, unix.MNT_DETACH) == nil; i++ {
+	}
+}
+
+// Close unmounts the committed layer images. Containers still running on
+// them keep them alive (overlayfs holds its lower layers); open mounts them
+// again.
+func (o *Overlay) Close() error {
+	o.mountMu.Lock()
+	defer o.mountMu.Unlock()
+	for m := range mountPoints() {
+		if strings.HasPrefix(m, o.root+"/") && filepath.Base(m) == "fs" {
+			unix.Unmount(m, unix.MNT_DETACH)
+		}
+	}
+	return nil
+}
+
+// mountPoints lists the mount points in this process's mount namespace.
+func mountPoints() map[string]bool {
+	out := map[string]bool{}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 {
+			out[unescapeMountPath(f[4])] = true
+		}
+	}
+	return out
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Unpack applies the uncompressed layer tar r to the active snapshot key,
+// which must be empty: as an EROFS image when the kernel mounts them, else
+// as files in its directory (Apply). It returns the size of the regular
+// files. Commit then makes it a layer.
+func (o *Overlay) Unpack(ctx context.Context, key string, r io.Reader) (int64, error) {
+	in, err := o.Stat(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	if in.Kind != KindActive {
+		return 0, errdefs.InvalidArgument("unpack into snapshot %s: not active", key)
+	}
+	dir := o.dir(in.ID)
+	if !o.images {
+		return Apply(ctx, filepath.Join(dir, "fs"), r)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, layerImage), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, errdefs.System("unpack into snapshot %s: %w", key, err)
+	}
+	size, err := WriteImage(ctx, f, r)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = errdefs.System("unpack into snapshot %s: %w", key, cerr)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return size, err
+	}
+	return size, syncDir(dir)
+}
+
+// Verify checks a committed snapshot's layer image, if it has one: the
+// superblock is EROFS's and the file holds every block it counts.
+func (o *Overlay) Verify(ctx context.Context, key string) error {
+	in, err := o.Stat(ctx, key)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(filepath.Join(o.dir(in.ID), layerImage))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return errdefs.System("layer image of %s: %w", key, err)
+	}
+	defer f.Close()
+	var sb [128]byte
+	if _, err := f.ReadAt(sb[:], erofsSuperOff); err != nil {
+		return errdefs.System("layer image of %s: superblock: %w", key, err)
+	}
+	if binary.LittleEndian.Uint32(sb[0:]) != erofsMagic || sb[12] != erofsBlockBits {
+		return errdefs.System("layer image of %s: not an EROFS image", key)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return errdefs.System("layer image of %s: %w", key, err)
+	}
+	if blocks := int64(binary.LittleEndian.Uint32(sb[36:])); fi.Size() < blocks<<erofsBlockBits {
+		return errdefs.System("layer image of %s: truncated (%d of %d bytes)", key, fi.Size(), blocks<<erofsBlockBits)
+	}
+	return nil
+}
+
+// MoveContent moves what was unpacked into the active snapshot from to the
+// empty active snapshot to (a layer unpacked before its parent was known).
+func (o *Overlay) MoveContent(ctx context.Context, from, to string) error {
+	src, err := o.Stat(ctx, from)
+	if err != nil {
+		return err
+	}
+	dst, err := o.Stat(ctx, to)
+	if err != nil {
+		return err
+	}
+	if src.Kind != KindActive || dst.Kind != KindActive {
+		return errdefs.InvalidArgument("move snapshot content %s to %s: both must be active", from, to)
+	}
+	sdir, ddir := o.dir(src.ID), o.dir(dst.ID)
+	if _, err := os.Lstat(filepath.Join(sdir, layerImage)); err == nil {
+		if err := os.Rename(filepath.Join(sdir, layerImage), filepath.Join(ddir, layerImage)); err != nil {
+			return errdefs.System("move snapshot content %s to %s: %w", from, to, err)
+		}
+		return syncDir(ddir)
+	}
+	dfs := filepath.Join(ddir, "fs")
+	if err := os.Remove(dfs); err != nil {
+		return errdefs.System("move snapshot content %s to %s: %w", from, to, err)
+	}
+	if err := os.Rename(filepath.Join(sdir, "fs"), dfs); err != nil {
+		os.Mkdir(dfs, 0o755)
+		return errdefs.System("move snapshot content %s to %s: %w", from, to, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return errdefs.System("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return errdefs.System("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Root is the snapshotter's directory.
@@ -244,9 +505,11 @@ func (o *Overlay) Prepare(ctx context.Context, key, parent string) ([]Mount, err
 	return o.Mounts(ctx, key)
 }
 
-// Commit turns the active snapshot key into the committed snapshot name.
+// Commit turns the active snapshot key into the committed snapshot name,
+// mounting its layer image if it has one.
 func (o *Overlay) Commit(ctx context.Context, name, key string) error {
-	return o.db.Update(func(tx *bolt.Tx) error {
+	var id uint64
+	err := o.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(BucketSnapshots)
 		in, err := getInfo(b, key)
 		if err != nil {
@@ -258,12 +521,22 @@ func (o *Overlay) Commit(ctx context.Context, name, key string) error {
 		if b.Get([]byte(name)) != nil {
 			return errdefs.Conflict("commit snapshot %s: %s already exists", key, name)
 		}
+		id = in.ID
+		// Mounted before the record says committed; a crash between the
+		// two leaves an active snapshot whose removal unmounts it.
+		if err := o.mountImage(in.ID); err != nil {
+			return err
+		}
 		if err := b.Delete([]byte(key)); err != nil {
 			return err
 		}
 		in.Key, in.Kind = name, KindCommitted
 		return putInfo(b, in)
 	})
+	if err != nil && id != 0 {
+		o.unmountImage(id)
+	}
+	return err
 }
 
 // parents returns the chain below key, nearest first.
@@ -299,6 +572,15 @@ func (o *Overlay) Mounts(ctx context.Context, key string) ([]Mount, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	// A layer image unmounted behind Berth's back would show as an empty
+	// directory: mount what is missing before anything stacks on it.
+	for _, c := range append([]Info{in}, chain...) {
+		if c.Kind == KindCommitted {
+			if err := o.mountImage(c.ID); err != nil {
+				return nil, err
+			}
+		}
 	}
 	own := filepath.Join(o.dir(in.ID), "fs")
 	if in.Kind == KindCommitted {
@@ -338,6 +620,11 @@ func (o *Overlay) UpperDir(ctx context.Context, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if in.Kind == KindCommitted {
+		if err := o.mountImage(in.ID); err != nil {
+			return "", err
+		}
+	}
 	return filepath.Join(o.dir(in.ID), "fs"), nil
 }
 
@@ -367,12 +654,14 @@ func (o *Overlay) LowerDirs(ctx context.Context, key string) ([]string, error) {
 // cannot be removed (Conflict); a missing one is NotFound.
 func (o *Overlay) Remove(ctx context.Context, key string) error {
 	var trash, dir string
+	var id uint64
 	err := o.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(BucketSnapshots)
 		in, err := getInfo(b, key)
 		if err != nil {
 			return err
 		}
+		id = in.ID
 		var child string
 		b.ForEach(func(k, v []byte) error {
 			var c Info
@@ -388,9 +677,11 @@ func (o *Overlay) Remove(ctx context.Context, key string) error {
 			return err
 		}
 		dir = o.dir(in.ID)
+		o.unmountImage(in.ID)
 		trash = filepath.Join(o.root, "rm-"+strconv.FormatUint(in.ID, 10))
 		if err := os.Rename(dir, trash); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			trash = ""
+			o.mountImage(in.ID)
 			return errdefs.System("remove snapshot %s: %w", key, err)
 		}
 		return nil
@@ -399,6 +690,7 @@ func (o *Overlay) Remove(ctx context.Context, key string) error {
 		if trash != "" {
 			// The record stays (the transaction failed): so must the files.
 			os.Rename(trash, dir)
+			o.mountImage(id)
 		}
 		return err
 	}
