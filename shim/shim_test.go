@@ -130,11 +130,15 @@ func newContainer(t testing.TB, args []string, opts ...bundleOpt) *testContainer
 		}
 		exec.Command(runtimeBin, "--root", o.RuntimeRoot, "delete", "--force", id).Run()
 		if b, err := os.ReadFile(filepath.Join(o.StateDir, "shim.pid")); err == nil {
-			if pid, _ := strconv.Atoi(string(b)); pid > 0 && processAlive(pid) {
-				unix.Kill(pid, unix.SIGKILL)
+			if pid, _ := strconv.Atoi(string(b)); pid > 0 {
+				if err := killShim(pid, base); err != nil {
+					t.Error(err)
+				}
 			}
 		}
-		os.RemoveAll(base)
+		if err := os.RemoveAll(base); err != nil {
+			t.Errorf("remove the test's directory: %v", err)
+		}
 	})
 	rootfs := filepath.Join(o.Bundle, "rootfs")
 	if err := os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755); err != nil {
@@ -204,6 +208,61 @@ func waitShimGone(t testing.TB, stateDir string) {
 	for processAlive(pid) {
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// killShim kills a shim together with the runtime commands it runs (its process group) and waits until none of
+// them runs any more. Only processes whose command line names the test's directory are killed, so a recycled
+// pid or group id never hits a stranger. Killing the shim alone let a `runc delete` it had started outlive it
+// and re-create <state>/runtime.log after the test's directory was removed, leaving /tmp/bs* behind.
+func killShim(pgid int, dir string) error {
+	// SIGKILL cannot be caught; the bound only turns a process stuck in the kernel into a test error.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pids := groupMembers(pgid, dir)
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v of the shim's group %d still run after SIGKILL", pids, pgid)
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// groupMembers lists the running (not zombie) processes of group pgid whose command line contains dir.
+func groupMembers(pgid int, dir string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	want := strconv.Itoa(pgid)
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// after the command in parentheses: state, ppid, pgrp
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		if f := strings.Fields(s[i+1:]); len(f) < 3 || f[2] != want || f[0] == "Z" {
+			continue
+		}
+		if cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && bytes.Contains(cmdline, []byte(dir)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 func processAlive(pid int) bool {
