@@ -28,6 +28,7 @@ import (
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/volume"
+	volumemounts "github.com/berth-dev/berth/volume/mounts"
 )
 
 // mountPoint is one planned mount of a container (Docker's MountPoint).
@@ -50,8 +51,6 @@ type mountPoint struct {
 
 	create *volume.CreateOptions // labels and options for a volume --mount or -v may create
 }
-
-var propagationModes = []string{"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 
 func (d *Daemon) mountsFile(id string) string {
 	return filepath.Join(d.containerDir(id), "mounts.json")
@@ -201,157 +200,73 @@ func (d *Daemon) planMounts(c *container.Container) ([]mountPoint, error) {
 	return plan, nil
 }
 
-// parseBindSpec reads a HostConfig.Binds entry, "src:dst[:opts]" or a bare
-// "dst" (an anonymous volume). An absolute src is a host path; anything
-// else names a volume, created if missing.
+// parseBindSpec plans a HostConfig.Binds entry (-v), parsed by the parser
+// the runtime uses too.
 func parseBindSpec(raw string) (mountPoint, error) {
-	bad := func() (mountPoint, error) {
-		return mountPoint{}, errdefs.InvalidArgument("invalid volume specification: '%s'", raw)
+	spec, err := volumemounts.ParseBind(raw)
+	if err != nil {
+		return mountPoint{}, err
 	}
-	parts := strings.Split(raw, ":")
-	var src, dst, mode string
-	switch len(parts) {
-	case 1:
-		dst = parts[0]
-	case 2:
-		src, dst = parts[0], parts[1]
-	case 3:
-		src, dst, mode = parts[0], parts[1], parts[2]
-	default:
-		return bad()
+	mp, err := planMount(spec)
+	if err != nil {
+		return mountPoint{}, err
 	}
-	if dst == "" || (len(parts) > 1 && src == "") {
-		return bad()
-	}
-	if !filepath.IsAbs(dst) {
-		return mountPoint{}, errdefs.InvalidArgument("invalid volume specification: '%s': invalid mount config: invalid mount path: '%s' mount path must be absolute", raw, dst)
-	}
-	isBind := filepath.IsAbs(src)
-	mp := mountPoint{Destination: dst, RW: true, Mode: mode}
-	rwSet := false
-	for _, opt := range strings.Split(mode, ",") {
-		switch {
-		case opt == "":
-		case opt == "ro" || opt == "rw":
-			if rwSet {
-				return mountPoint{}, errdefs.InvalidArgument("invalid mode: %s", mode)
-			}
-			rwSet, mp.RW = true, opt == "rw"
-		case slices.Contains(propagationModes, opt):
-			if !isBind {
-				return mountPoint{}, errdefs.InvalidArgument("invalid volume specification: '%s': invalid mount config for type \"volume\": field BindOptions must not be specified", raw)
-			}
-			if mp.Propagation != "" {
-				return mountPoint{}, errdefs.InvalidArgument("invalid mode: %s", mode)
-			}
-			mp.Propagation = opt
-		case opt == "nocopy":
-			if isBind {
-				return mountPoint{}, errdefs.InvalidArgument("invalid volume specification: '%s': invalid mount config for type \"bind\": field VolumeOptions must not be specified", raw)
-			}
-			if mp.NoCopy {
-				return mountPoint{}, errdefs.InvalidArgument("invalid mode: %s", mode)
-			}
-			mp.NoCopy = true
-		case opt == "z" || opt == "Z" || opt == "consistent" || opt == "cached" || opt == "delegated":
-		default:
-			return mountPoint{}, errdefs.InvalidArgument("invalid mode: %s", mode)
-		}
-	}
-	switch {
-	case isBind:
-		mp.Type, mp.Source, mp.Own = mount.TypeBind, filepath.Clean(src), true
-		if mp.Propagation == "" {
-			mp.Propagation = "rprivate"
-		}
-	case src == "":
-		mp.Type, mp.Name = mount.TypeVolume, volume.RandomName()
-		mp.create = &volume.CreateOptions{Labels: map[string]string{volume.AnonymousLabel: ""}}
-	default:
-		if !volume.ValidName(src) {
-			return mountPoint{}, errdefs.InvalidArgument("create %s: %q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", src, src)
-		}
-		mp.Type, mp.Name = mount.TypeVolume, src
-		mp.create = &volume.CreateOptions{}
-		if mp.Mode == "" {
-			mp.Mode = "z" // what Docker shows for a -v volume without options
-		}
+	if mp.Type == mount.TypeVolume && spec.Source != "" && mp.Mode == "" {
+		mp.Mode = "z" // what Docker shows for a -v volume without options
 	}
 	return mp, nil
 }
 
-// parseMountSpec reads a HostConfig.Mounts entry (--mount).
+// parseMountSpec plans a HostConfig.Mounts entry (--mount).
 func parseMountSpec(m mount.Mount) (mountPoint, error) {
-	mp := mountPoint{Type: m.Type, Destination: m.Target, RW: !m.ReadOnly}
-	invalid := func(format string, args ...any) (mountPoint, error) {
-		return mountPoint{}, errdefs.InvalidArgument("invalid mount config for type %q: "+format, append([]any{m.Type}, args...)...)
+	spec, err := volumemounts.ParseMount(m)
+	if err != nil {
+		return mountPoint{}, err
 	}
-	if m.Target == "" {
-		return invalid("field Target must not be empty")
+	mp, err := planMount(spec)
+	if err != nil {
+		return mountPoint{}, err
 	}
-	switch m.Type {
+	if mp.Type == mount.TypeVolume {
+		mp.Mode = "z" // what Docker shows for every --mount volume
+	}
+	return mp, nil
+}
+
+// planMount turns a parsed mount into the container's record. Binds and
+// tmpfs mounts stay the runtime's (Own); a volume gets its name, a random
+// one when anonymous, and what to create it with. The volume's name and
+// driver are checked here, as Docker's volume service (not its parser)
+// checks them.
+func planMount(s volumemounts.Spec) (mountPoint, error) {
+	mp := mountPoint{Type: s.Type, Destination: s.Target, RW: !s.ReadOnly, Mode: s.Mode}
+	switch s.Type {
 	case mount.TypeBind:
-		if m.VolumeOptions != nil {
-			return invalid("field VolumeOptions must not be specified")
-		}
-		if m.Source == "" {
-			return invalid("field Source must not be empty")
-		}
-		if !filepath.IsAbs(m.Source) {
-			return invalid("invalid mount path: '%s' mount path must be absolute", m.Source)
-		}
-		mp.Source, mp.Own, mp.Propagation = filepath.Clean(m.Source), true, "rprivate"
-		if m.BindOptions != nil && m.BindOptions.Propagation != "" {
-			mp.Propagation = string(m.BindOptions.Propagation)
-		}
+		mp.Source, mp.Propagation, mp.Own = s.Source, string(s.Propagation), true
 	case mount.TypeTmpfs:
 		mp.Own = true
 	case mount.TypeVolume:
-		if m.BindOptions != nil {
-			return invalid("field BindOptions must not be specified")
+		if s.Driver != "" && s.Driver != volume.DefaultDriver {
+			return mountPoint{}, errdefs.InvalidArgument("invalid mount config for type \"volume\": volume driver %q is not supported: berthd has only %q", s.Driver, volume.DefaultDriver)
 		}
-		if m.TmpfsOptions != nil {
-			return invalid("field TmpfsOptions must not be specified")
-		}
-		create := &volume.CreateOptions{}
-		if vo := m.VolumeOptions; vo != nil {
-			mp.NoCopy = vo.NoCopy
-			if vo.Subpath != "" {
-				if filepath.IsAbs(vo.Subpath) || slices.Contains(strings.Split(filepath.ToSlash(vo.Subpath), "/"), "..") {
-					return invalid("subpath must be a relative path within the volume: %s", vo.Subpath)
-				}
-				mp.Subpath = filepath.Clean(vo.Subpath)
-			}
-			create.Labels = vo.Labels
-			if dc := vo.DriverConfig; dc != nil {
-				if dc.Name != "" && dc.Name != volume.DefaultDriver {
-					return invalid("volume driver %q is not supported: berthd has only %q", dc.Name, volume.DefaultDriver)
-				}
-				create.Options = dc.Options
-			}
-		}
-		if m.Source == "" {
-			if mp.Subpath != "" {
-				return invalid("subpath is not supported for anonymous volumes")
-			}
+		mp.NoCopy, mp.Subpath = s.NoCopy, s.Subpath
+		create := &volume.CreateOptions{Labels: s.Labels, Options: s.DriverOptions}
+		if s.Source == "" {
 			mp.Name = volume.RandomName()
 			labels := map[string]string{volume.AnonymousLabel: ""}
-			for k, v := range create.Labels {
+			for k, v := range s.Labels {
 				labels[k] = v
 			}
 			create.Labels = labels
 		} else {
-			if !volume.ValidName(m.Source) {
-				return invalid("invalid volume name %q: only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed", m.Source)
+			if !volume.ValidName(s.Source) {
+				return mountPoint{}, errdefs.InvalidArgument("create %s: %q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", s.Source, s.Source)
 			}
-			mp.Name = m.Source
+			mp.Name = s.Source
 		}
 		mp.create = create
-		mp.Mode = "z" // what Docker shows for every --mount volume
-	case "":
-		return mountPoint{}, errdefs.InvalidArgument("invalid mount config: mount type must be given")
 	default:
-		return mountPoint{}, errdefs.InvalidArgument("invalid mount config: mount type %q is not supported", m.Type)
+		return mountPoint{}, errdefs.InvalidArgument("invalid mount config: mount type %q is not supported", s.Type)
 	}
 	return mp, nil
 }
@@ -386,7 +301,9 @@ func (d *Daemon) resolveMounts(ctx context.Context, c *container.Container) (*ap
 	hc := *c.HostConfig
 	hc.Binds = nil
 	for _, b := range c.HostConfig.Binds {
-		if src, _, ok := strings.Cut(b, ":"); ok && filepath.IsAbs(src) {
+		// Host paths stay binds; one that no longer parses goes on to fail
+		// in the runtime with the parser's message.
+		if spec, err := volumemounts.ParseBind(b); err != nil || spec.Type == mount.TypeBind {
 			hc.Binds = append(hc.Binds, b)
 		}
 	}
