@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/snapshot"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -77,7 +78,8 @@ func (s *Store) StageLayerBlob(ctx context.Context, desc ocispec.Descriptor, dif
 	st.blob.Annotations, st.blob.URLs, st.blob.Platform = nil, nil, nil
 	v := diffID.Verifier()
 	tee := &teeReader{r: dr, w: v}
-	if st.size, err = s.sn.Unpack(ctx, key, tee); err != nil {
+	kept := comp == Uncompressed
+	if st.size, err = s.sn.Unpack(ctx, key, tee, snapshot.UnpackOptions{Kept: kept}); err != nil {
 		return nil, err
 	}
 	// The tar's end-of-archive padding is part of the diff ID.
@@ -86,6 +88,11 @@ func (s *Store) StageLayerBlob(ctx context.Context, desc ocispec.Descriptor, dif
 	}
 	if !v.Verified() {
 		return nil, errdefs.InvalidArgument("layer %s: content does not match diff ID %s from the image config", desc.Digest, diffID)
+	}
+	if kept {
+		if err := s.linkBlob(ctx, key, desc.Digest); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return st, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/snapshot"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -117,7 +118,8 @@ func (s *Store) ApplyLayer(ctx context.Context, parent string, r io.Reader) (Lay
 			s.unpinBlob(pinned)
 		}
 	}()
-	l, err := s.unpack(ctx, parent, io.TeeReader(dr, w), func() (digest.Digest, ocispec.Descriptor, error) {
+	// The blob is the uncompressed tar: the layer refers to it.
+	l, err := s.unpack(ctx, parent, io.TeeReader(dr, w), true, func() (digest.Digest, ocispec.Descriptor, error) {
 		// Pinned from before it is visible until its layer is recorded.
 		pinned = w.Digest()
 		s.pinBlob(pinned)
@@ -182,7 +184,8 @@ func (s *Store) applyLayerBlob(ctx context.Context, parent string, desc ocispec.
 	}
 	desc.Annotations, desc.URLs, desc.Platform = nil, nil, nil
 	digester := digest.Canonical.Digester()
-	return s.unpack(ctx, parent, io.TeeReader(dr, digester.Hash()), func() (digest.Digest, ocispec.Descriptor, error) {
+	// An uncompressed blob is the layer's tar: the layer refers to it.
+	return s.unpack(ctx, parent, io.TeeReader(dr, digester.Hash()), comp == Uncompressed, func() (digest.Digest, ocispec.Descriptor, error) {
 		got := digester.Digest()
 		if diffID != "" && got != diffID {
 			return "", desc, errdefs.InvalidArgument("layer %s: content has diff ID %s, the image config says %s", desc.Digest, got, diffID)
@@ -192,13 +195,14 @@ func (s *Store) applyLayerBlob(ctx context.Context, parent string, desc ocispec.
 }
 
 // unpack applies the uncompressed tar r into a new snapshot on parent;
-// finish (called once r is drained) names the diff ID and blob.
+// finish (called once r is drained) names the diff ID and blob. kept says
+// the blob holds r's bytes as they are, so the snapshot can refer to it.
 //
 // The unpack itself runs without the store lock, so a slow upload holds up
 // nobody: the extract snapshot is marked as in progress (Check leaves it
 // alone) and, being a child of parent, keeps the parent from removal. Only
 // the final step (check, commit, record) takes the lock, shared.
-func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, finish func() (digest.Digest, ocispec.Descriptor, error)) (Layer, error) {
+func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, kept bool, finish func() (digest.Digest, ocispec.Descriptor, error)) (Layer, error) {
 	key := "extract-" + randomID()
 	s.setExtracting(key, true)
 	defer s.setExtracting(key, false)
@@ -211,7 +215,7 @@ func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, finish f
 			s.sn.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
-	size, err := s.sn.Unpack(ctx, key, r)
+	size, err := s.sn.Unpack(ctx, key, r, snapshot.UnpackOptions{Kept: kept})
 	if err != nil {
 		return Layer{}, err
 	}
@@ -223,10 +227,24 @@ func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, finish f
 	if err != nil {
 		return Layer{}, err
 	}
+	if kept {
+		if err := s.linkBlob(ctx, key, blob.Digest); err != nil {
+			return Layer{}, err
+		}
+	}
 	l := Layer{ChainID: ChainID(parent, diffID), DiffID: diffID, Parent: parent, Blob: blob, Size: size}
 	out, ok, err := s.commitExtracted(ctx, key, l)
 	committed = ok
 	return out, err
+}
+
+// linkBlob names the blob d as the file holding the tar of snapshot key.
+func (s *Store) linkBlob(ctx context.Context, key string, d digest.Digest) error {
+	p, err := s.cs.Path(d)
+	if err != nil {
+		return err
+	}
+	return s.sn.LinkData(ctx, key, p)
 }
 
 // commitExtracted commits the extract snapshot key as layer l and records

@@ -10,13 +10,22 @@ package snapshot
 // metadata (inodes, directories, symlinks) follows at the end, when the tree
 // is known.
 //
-// Layout (4 KiB blocks, no compression, every inode "extended" so that each
-// keeps its own mtime, uid and gid):
+// Layout (no compression, every inode "extended" so that each keeps its own
+// mtime, uid and gid):
 //
-//	block 0              superblock at byte 1024
-//	blocks 1..M-1        regular file data, each file from a block boundary
+//	byte 1024            superblock
+//	byte 1152            (index images) the device table: one slot, the layer tar
+//	next block..M-1      regular file data, each file from a block boundary
 //	block M (meta_blkaddr) inodes, 32-byte slots (nid = slot number), root first
 //	after the inodes     directory blocks, then symlink targets
+//
+// A full image (WriteImage) has 4 KiB blocks and holds every file's data.
+// An index image (WriteIndex) is for a layer whose uncompressed tar is kept
+// byte for byte anyway (a loaded or committed layer's blob): it has 512-byte
+// blocks, the tar's own block size, and each regular file is one chunk that
+// points at the file's data inside the tar, mounted as the image's extra
+// device. Such an image holds metadata only, so unpacking writes almost
+// nothing; this is EROFS's "tar index" mode (mkfs.erofs --tar=i).
 //
 // The on-disk format is the kernel's (Documentation/filesystems/erofs.rst,
 // include/uapi/linux/erofs_fs.h); github.com/erofs/go-erofs reads the images
@@ -41,15 +50,22 @@ import (
 const (
 	erofsMagic      = 0xE0F5E1E2
 	erofsSuperOff   = 1024
-	erofsBlockBits  = 12
+	erofsBlockBits  = 12 // full images
 	erofsBlockSize  = 1 << erofsBlockBits
+	tarBlockBits    = 9 // index images: the tar's blocks
+	erofsDevtOff    = 1152
 	erofsInodeSize  = 64 // extended inode
 	erofsSlotSize   = 32 // nids count 32-byte slots
 	erofsDirentSize = 12
 	erofsMaxName    = 255
 
-	// i_format: bit 0 = extended inode, bits 1-3 = data layout (0: flat plain).
-	erofsFormatExtendedPlain = 1
+	// i_format: bit 0 = extended inode, bits 1-3 = data layout (0: flat
+	// plain, 4: chunk based).
+	erofsFormatExtendedPlain   = 1
+	erofsFormatExtendedChunked = 1 | 4<<1
+	erofsChunkIndexes          = 0x20 // chunk format: 8-byte indexes follow the inode
+	erofsIncompatChunked       = 0x4
+	erofsIncompatDeviceTable   = 0x8
 
 	// writebackEvery starts writeback of the image while it is written, so
 	// the fsync at the end finds little left to do.
@@ -63,6 +79,8 @@ type enode struct {
 	mtime    time.Time
 	size     uint64            // regular files
 	blkaddr  uint32            // first data block (regular files, directories, symlinks)
+	chunk    uint32            // index images: first tar block of the file's data
+	chunked  bool              // data is in the tar (index images)
 	rdev     uint32            // devices, new_encode_dev form
 	target   string            // symlink
 	xattrs   map[string]string // full names
@@ -87,6 +105,24 @@ type imageBuilder struct {
 	size    int64 // regular file bytes
 	buf     []byte
 	zero    [erofsBlockSize]byte
+
+	bits  uint           // block size bits
+	index bool           // file data stays in the tar
+	tar   *countedReader // index images: position in the tar
+}
+
+func (b *imageBuilder) bsize() int64 { return 1 << b.bits }
+
+// countedReader counts the bytes read through it.
+type countedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // WriteImage writes the uncompressed layer tar r as an EROFS image into f
@@ -96,13 +132,32 @@ type imageBuilder struct {
 // symlinks followed as in a chroot; the same hostile entries are refused
 // with an InvalidArgument error.
 func WriteImage(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
-	b := &imageBuilder{f: f, now: time.Now()}
+	return writeImage(ctx, f, r, false)
+}
+
+// WriteIndex is WriteImage for a tar that is also kept, byte for byte, in
+// a file: the image refers to the file data in it instead of copying it, and
+// must be mounted with that file as its device (see mountLayerImage). r must
+// be read from the tar's first byte.
+func WriteIndex(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
+	return writeImage(ctx, f, r, true)
+}
+
+func writeImage(ctx context.Context, f *os.File, r io.Reader, index bool) (int64, error) {
+	b := &imageBuilder{f: f, now: time.Now(), bits: erofsBlockBits, index: index}
+	start := int64(erofsBlockSize)
+	if index {
+		b.bits = tarBlockBits
+		b.tar = &countedReader{r: r}
+		r = b.tar
+		start = (erofsDevtOff + 128 + 1<<tarBlockBits - 1) &^ (1<<tarBlockBits - 1)
+	}
 	b.root = &enode{mode: unix.S_IFDIR | 0o755, mtime: b.now}
 	b.root.parent = b.root
-	if _, err := f.Seek(erofsBlockSize, io.SeekStart); err != nil {
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
 		return 0, errdefs.System("write layer image: %w", err)
 	}
-	b.off = erofsBlockSize
+	b.off = start
 	b.flushed = b.off
 	b.w = bufio.NewWriterSize(f, 1<<20)
 	tr := tar.NewReader(r)
@@ -247,7 +302,7 @@ func (b *imageBuilder) entry(ctx context.Context, hdr *tar.Header, r io.Reader) 
 		if err := b.setMeta(n, hdr, unix.S_IFREG); err != nil {
 			return err
 		}
-		if err := b.data(ctx, n, r); err != nil {
+		if err := b.data(ctx, n, hdr, r); err != nil {
 			return errdefs.InvalidArgument("write file %q: %w", rel, err)
 		}
 		b.link(dir, base, n)
@@ -258,7 +313,7 @@ func (b *imageBuilder) entry(ctx context.Context, hdr *tar.Header, r io.Reader) 
 				return errdefs.InvalidArgument("layer entry %q: symlink target %q points outside the layer root", hdr.Name, hdr.Linkname)
 			}
 		}
-		if hdr.Linkname == "" || len(hdr.Linkname) >= erofsBlockSize {
+		if hdr.Linkname == "" || len(hdr.Linkname) >= 4096 {
 			return errdefs.InvalidArgument("layer entry %q: symlink target of %d bytes", hdr.Name, len(hdr.Linkname))
 		}
 		n := &enode{target: hdr.Linkname}
@@ -341,12 +396,33 @@ func (b *imageBuilder) setMeta(n *enode, hdr *tar.Header, typ uint32) error {
 	return nil
 }
 
-// data streams a regular file's contents into the data area.
-func (b *imageBuilder) data(ctx context.Context, n *enode, r io.Reader) error {
-	n.blkaddr = uint32(b.off >> erofsBlockBits)
+// data streams a regular file's contents into the data area or, in an
+// index image, notes where they are in the tar.
+func (b *imageBuilder) data(ctx context.Context, n *enode, hdr *tar.Header, r io.Reader) error {
 	if b.buf == nil {
 		b.buf = make([]byte, 256<<10)
 	}
+	if b.index && !sparse(hdr) {
+		at := b.tar.n
+		read, err := io.CopyBuffer(io.Discard, ctxReader{ctx, r}, b.buf)
+		b.size += read
+		n.size = uint64(read)
+		if err != nil {
+			return err
+		}
+		if at&(1<<tarBlockBits-1) != 0 || b.tar.n-at != read {
+			return errdefs.InvalidArgument("file data at %d is not a plain run of tar blocks", at)
+		}
+		if read > 0 {
+			if at>>tarBlockBits >= 1<<32-1 {
+				return errdefs.InvalidArgument("layer tar larger than 2 TiB")
+			}
+			n.chunked = true
+			n.chunk = uint32(at >> tarBlockBits)
+		}
+		return nil
+	}
+	n.blkaddr = uint32(b.off >> b.bits)
 	written, err := io.CopyBuffer(b.w, ctxReader{ctx, r}, b.buf)
 	b.off += written
 	b.size += written
@@ -354,7 +430,7 @@ func (b *imageBuilder) data(ctx context.Context, n *enode, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if pad := -b.off & (erofsBlockSize - 1); pad != 0 {
+	if pad := -b.off & (b.bsize() - 1); pad != 0 {
 		b.w.Write(b.zero[:pad])
 		b.off += pad
 	}
@@ -372,6 +448,40 @@ func (b *imageBuilder) data(ctx context.Context, n *enode, r io.Reader) error {
 	return nil
 }
 
+// sparse says whether a file's data in the tar is not its contents as they
+// are (GNU sparse files: a map and the data runs only).
+func sparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// inodeSlots is how many 32-byte slots an inode takes with its xattrs and
+// chunk index.
+func inodeSlots(n *enode) uint64 {
+	size := erofsInodeSize + xattrSize(n.xattrs)
+	if n.chunked {
+		size = (size+7)&^7 + 8
+	}
+	return uint64((size + erofsSlotSize - 1) / erofsSlotSize)
+}
+
+// chunkBits is the chunk size of a chunked file, in block bits above the
+// block size: one chunk holds the whole file.
+func chunkBits(size uint64) uint16 {
+	bits := uint16(0)
+	for uint64(1)<<(tarBlockBits+bits) < size {
+		bits++
+	}
+	return bits
+}
+
 // dirent is one directory entry in on-disk order.
 type dirent struct {
 	name string
@@ -380,7 +490,8 @@ type dirent struct {
 
 // finish lays out and writes the metadata and the superblock, then syncs.
 func (b *imageBuilder) finish() error {
-	metaBlk := uint32(b.off >> erofsBlockBits)
+	bs := b.bsize()
+	metaBlk := uint32(b.off >> b.bits)
 
 	// Number every inode breadth-first from the root (nid 0), counting
 	// links as the tree is walked; directories list "." and "..".
@@ -394,7 +505,7 @@ func (b *imageBuilder) finish() error {
 		}
 		n.laid = true
 		n.nid = slot
-		slot += uint64((erofsInodeSize + xattrSize(n.xattrs) + erofsSlotSize - 1) / erofsSlotSize)
+		slot += inodeSlots(n)
 		order = append(order, n)
 	}
 	assign(b.root)
@@ -425,10 +536,10 @@ func (b *imageBuilder) finish() error {
 
 	// Directory and symlink blocks follow the inodes.
 	inodeBytes := int64(slot) * erofsSlotSize
-	next := metaBlk + uint32((inodeBytes+erofsBlockSize-1)>>erofsBlockBits)
+	next := metaBlk + uint32((inodeBytes+bs-1)>>b.bits)
 	dirBlocks := make([][][]dirent, len(dirs))
 	for i, ents := range dirs {
-		blocks := packDir(ents)
+		blocks := packDir(ents, int(bs))
 		dirBlocks[i] = blocks
 		d := dirNodes[i]
 		d.blkaddr = next
@@ -438,26 +549,29 @@ func (b *imageBuilder) finish() error {
 		for _, e := range last {
 			used += uint64(len(e.name))
 		}
-		d.size = uint64(len(blocks)-1)*erofsBlockSize + used
+		d.size = uint64(len(blocks)-1)*uint64(bs) + used
 	}
 	var links []*enode
 	for _, n := range order {
 		if n.mode&unix.S_IFMT == unix.S_IFLNK {
 			n.blkaddr = next
 			n.size = uint64(len(n.target))
-			next++
+			next += uint32((int64(n.size) + bs - 1) >> b.bits)
 			links = append(links, n)
 		}
 	}
 
 	// Inodes.
 	for i, n := range order {
-		if err := b.pad(int64(metaBlk)<<erofsBlockBits + int64(n.nid)*erofsSlotSize); err != nil {
+		if err := b.pad(int64(metaBlk)<<b.bits + int64(n.nid)*erofsSlotSize); err != nil {
 			return err
 		}
 		var ino [erofsInodeSize]byte
 		le := binary.LittleEndian
 		le.PutUint16(ino[0:], erofsFormatExtendedPlain)
+		if n.chunked {
+			le.PutUint16(ino[0:], erofsFormatExtendedChunked)
+		}
 		if xs := xattrSize(n.xattrs); xs > 0 {
 			le.PutUint16(ino[2:], uint16((xs-12)/4+1))
 		}
@@ -466,6 +580,11 @@ func (b *imageBuilder) finish() error {
 		switch n.mode & unix.S_IFMT {
 		case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
 			le.PutUint32(ino[16:], n.rdev)
+		case unix.S_IFREG:
+			le.PutUint32(ino[16:], n.blkaddr)
+			if n.chunked {
+				le.PutUint32(ino[16:], uint32(erofsChunkIndexes|chunkBits(n.size)))
+			}
 		default:
 			le.PutUint32(ino[16:], n.blkaddr)
 		}
@@ -477,16 +596,26 @@ func (b *imageBuilder) finish() error {
 		le.PutUint32(ino[44:], n.nlink)
 		b.put(ino[:])
 		b.put(xattrBody(n.xattrs))
+		if n.chunked {
+			// One index: device 1 (the tar), the file's first block there.
+			if err := b.pad((b.off + 7) &^ 7); err != nil {
+				return err
+			}
+			var idx [8]byte
+			le.PutUint16(idx[2:], 1)
+			le.PutUint32(idx[4:], n.chunk)
+			b.put(idx[:])
+		}
 	}
 
 	// Directories, then symlinks.
 	for i, blocks := range dirBlocks {
-		if err := b.pad(int64(dirNodes[i].blkaddr) << erofsBlockBits); err != nil {
+		if err := b.pad(int64(dirNodes[i].blkaddr) << b.bits); err != nil {
 			return err
 		}
 		for j, ents := range blocks {
 			if j > 0 {
-				b.pad(b.off + (-b.off & (erofsBlockSize - 1)))
+				b.pad(b.off + (-b.off & (bs - 1)))
 			}
 			nameOff := len(ents) * erofsDirentSize
 			for _, e := range ents {
@@ -503,12 +632,12 @@ func (b *imageBuilder) finish() error {
 		}
 	}
 	for _, n := range links {
-		if err := b.pad(int64(n.blkaddr) << erofsBlockBits); err != nil {
+		if err := b.pad(int64(n.blkaddr) << b.bits); err != nil {
 			return err
 		}
 		b.put([]byte(n.target))
 	}
-	if err := b.pad(int64(next) << erofsBlockBits); err != nil {
+	if err := b.pad(int64(next) << b.bits); err != nil {
 		return err
 	}
 	if err := b.w.Flush(); err != nil {
@@ -519,13 +648,23 @@ func (b *imageBuilder) finish() error {
 	var sb [128]byte
 	le := binary.LittleEndian
 	le.PutUint32(sb[0:], erofsMagic)
-	sb[12] = erofsBlockBits
+	sb[12] = byte(b.bits)
 	le.PutUint16(sb[14:], uint16(b.root.nid))
 	le.PutUint64(sb[16:], uint64(len(order)))
 	le.PutUint64(sb[24:], uint64(b.now.Unix()))
 	le.PutUint32(sb[32:], uint32(b.now.Nanosecond()))
 	le.PutUint32(sb[36:], next)
 	le.PutUint32(sb[40:], metaBlk)
+	if b.index {
+		le.PutUint32(sb[80:], erofsIncompatChunked|erofsIncompatDeviceTable)
+		le.PutUint16(sb[86:], 1)                // extra devices
+		le.PutUint16(sb[88:], erofsDevtOff/128) // device table slot
+		var slot [128]byte
+		le.PutUint32(slot[64:], uint32((b.tar.n+1<<tarBlockBits-1)>>tarBlockBits))
+		if _, err := b.f.WriteAt(slot[:], erofsDevtOff); err != nil {
+			return errdefs.System("write layer image: %w", err)
+		}
+	}
 	if _, err := b.f.WriteAt(sb[:], erofsSuperOff); err != nil {
 		return errdefs.System("write layer image: %w", err)
 	}
@@ -547,7 +686,7 @@ func (b *imageBuilder) pad(to int64) error {
 		return errdefs.System("write layer image: layout overlaps at %d (at %d)", to, b.off)
 	}
 	for to > b.off {
-		n := min(to-b.off, erofsBlockSize)
+		n := min(to-b.off, int64(len(b.zero)))
 		b.put(b.zero[:n])
 	}
 	return nil
@@ -555,12 +694,12 @@ func (b *imageBuilder) pad(to int64) error {
 
 // packDir splits sorted entries into directory blocks: each block holds its
 // dirents, then their names.
-func packDir(ents []dirent) [][]dirent {
+func packDir(ents []dirent, bs int) [][]dirent {
 	var blocks [][]dirent
 	start, used := 0, 0
 	for i, e := range ents {
 		need := erofsDirentSize + len(e.name)
-		if used+need > erofsBlockSize {
+		if used+need > bs {
 			blocks = append(blocks, ents[start:i])
 			start, used = i, 0
 		}
@@ -648,10 +787,39 @@ func xattrBody(x map[string]string) []byte {
 	return out
 }
 
-// mountLayerImage mounts the EROFS image file img read-only at target.
-func mountLayerImage(img, target string) error {
-	if err := unix.Mount(img, target, "erofs", unix.MS_RDONLY, ""); err != nil {
-		return errdefs.System("mount layer image %s on %s: %w", img, target, err)
+// mountLayerImage mounts the EROFS image file img read-only at target; an
+// index image names the file holding its tar as device. The new mount API
+// passes each option whole, so no path needs escaping.
+func mountLayerImage(img, device, target string) error {
+	fail := func(step string, err error) error {
+		return errdefs.System("mount layer image %s on %s: %s: %w", img, target, step, err)
+	}
+	fd, err := unix.Fsopen("erofs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fail("fsopen", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.FsconfigSetString(fd, "source", img); err != nil {
+		return fail("source", err)
+	}
+	if device != "" {
+		if err := unix.FsconfigSetString(fd, "device", device); err != nil {
+			return fail("device "+device, err)
+		}
+	}
+	if err := unix.FsconfigSetFlag(fd, "ro"); err != nil {
+		return fail("ro", err)
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fail("create", err)
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY)
+	if err != nil {
+		return fail("fsmount", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fail("move_mount", err)
 	}
 	return nil
 }

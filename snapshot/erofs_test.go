@@ -19,8 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// writeImageFile builds an image of tarData in dir and returns its path.
-func writeImageFile(t *testing.T, dir string, tarData []byte) (string, int64, error) {
+// writeImageFile builds an image of tarData in dir and returns its path;
+// with index, an index image whose device is dir/layer.tar.
+func writeImageFile(t *testing.T, dir string, tarData []byte, index bool) (string, int64, error) {
 	t.Helper()
 	p := filepath.Join(dir, "layer.erofs")
 	f, err := os.Create(p)
@@ -28,18 +29,25 @@ func writeImageFile(t *testing.T, dir string, tarData []byte) (string, int64, er
 		t.Fatal(err)
 	}
 	defer f.Close()
-	size, err := WriteImage(context.Background(), f, bytes.NewReader(tarData))
+	write := WriteImage
+	if index {
+		write = WriteIndex
+		if err := os.WriteFile(filepath.Join(dir, "layer.tar"), tarData, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size, err := write(context.Background(), f, bytes.NewReader(tarData))
 	return p, size, err
 }
 
 // mountImage mounts the image read-only and unmounts it at cleanup.
-func mountImage(t *testing.T, img string) string {
+func mountImage(t *testing.T, img, device string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
 	mnt := t.TempDir()
-	if err := mountLayerImage(img, mnt); err != nil {
+	if err := mountLayerImage(img, device, mnt); err != nil {
 		t.Skipf("cannot mount EROFS images here: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
@@ -200,21 +208,36 @@ func TestImageMatchesApply(t *testing.T) {
 		"empty": mkTar(t),
 	}
 	for name, data := range layers {
-		t.Run(name, func(t *testing.T) {
+		for _, index := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/index=%v", name, index), func(t *testing.T) {
+				compareImage(t, data, index)
+			})
+		}
+	}
+}
+
+func compareImage(t *testing.T, data []byte, index bool) {
+	{
+		{
 			dir := filepath.Join(t.TempDir(), "fs")
 			os.Mkdir(dir, 0o755)
 			wantSize, err := Apply(context.Background(), dir, bytes.NewReader(data))
 			if err != nil {
 				t.Fatal(err)
 			}
-			img, size, err := writeImageFile(t, t.TempDir(), data)
+			imgDir := t.TempDir()
+			img, size, err := writeImageFile(t, imgDir, data, index)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if size != wantSize {
 				t.Errorf("size %d, Apply says %d", size, wantSize)
 			}
-			mnt := mountImage(t, img)
+			device := ""
+			if index {
+				device = filepath.Join(imgDir, "layer.tar")
+			}
+			mnt := mountImage(t, img, device)
 			want, got := treeOf(t, dir, false), treeOf(t, mnt, false)
 			for p, w := range want {
 				if got[p] != w {
@@ -226,7 +249,7 @@ func TestImageMatchesApply(t *testing.T) {
 					t.Errorf("%s only in the image: %s", p, g)
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -236,7 +259,7 @@ func TestImageHostileTars(t *testing.T) {
 	for _, c := range hostileCases() {
 		t.Run(c.name, func(t *testing.T) {
 			outside := "/tmp/berth-outside-does-not-matter"
-			_, _, err := writeImageFile(t, t.TempDir(), c.tar(t, outside))
+			_, _, err := writeImageFile(t, t.TempDir(), c.tar(t, outside), false)
 			if c.wantErr {
 				if err == nil {
 					t.Fatal("hostile tar accepted")
@@ -256,7 +279,7 @@ func TestImageHostileTars(t *testing.T) {
 // TestImageReadByGoErofs: the field's EROFS reader agrees with what was
 // written (no root needed).
 func TestImageReadByGoErofs(t *testing.T) {
-	img, _, err := writeImageFile(t, t.TempDir(), richLayer(t))
+	img, _, err := writeImageFile(t, t.TempDir(), richLayer(t), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,8 +102,13 @@ type Overlay struct {
 	mountMu sync.Mutex // serialises mounting layer images
 }
 
-// layerImage is the name of a layer's EROFS image in its snapshot directory.
-const layerImage = "layer.erofs"
+// Names in a snapshot directory: a layer's EROFS image, and for an index
+// image a symlink to the file holding the layer's tar (its content-store
+// blob), relative to the directory.
+const (
+	layerImage = "layer.erofs"
+	layerData  = "layer.data"
+)
 
 // NewOverlay opens the snapshotter at root, creating its bucket, and removes
 // directories that an interrupted create or remove left behind.
@@ -194,7 +199,7 @@ func probeLayerImages(root string) bool {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		return false
 	}
-	if err := mountLayerImage(f.Name(), mnt); err != nil {
+	if err := mountLayerImage(f.Name(), "", mnt); err != nil {
 		return false
 	}
 	unix.Unmount(mnt, unix.MNT_DETACH)
@@ -225,7 +230,11 @@ func (o *Overlay) mountImage(id uint64) error {
 	if st.Dev != pst.Dev {
 		return nil // mounted
 	}
-	return mountLayerImage(img, own)
+	device := filepath.Join(dir, layerData)
+	if _, err := os.Lstat(device); err != nil {
+		device = ""
+	}
+	return mountLayerImage(img, device, own)
 }
 
 // unmountImage undoes mountImage (a no-op when nothing is mounted).
@@ -284,11 +293,20 @@ func unescapeMountPath(s string) string {
 	return b.String()
 }
 
+// UnpackOptions say where a layer's tar is kept.
+type UnpackOptions struct {
+	// Kept: the tar read is being stored byte for byte in a file that
+	// outlives the snapshot (the layer's uncompressed blob). The snapshot
+	// then refers to it instead of copying the file data; LinkData must
+	// name the file before Commit.
+	Kept bool
+}
+
 // Unpack applies the uncompressed layer tar r to the active snapshot key,
 // which must be empty: as an EROFS image when the kernel mounts them, else
 // as files in its directory (Apply). It returns the size of the regular
 // files. Commit then makes it a layer.
-func (o *Overlay) Unpack(ctx context.Context, key string, r io.Reader) (int64, error) {
+func (o *Overlay) Unpack(ctx context.Context, key string, r io.Reader, opts UnpackOptions) (int64, error) {
 	in, err := o.Stat(ctx, key)
 	if err != nil {
 		return 0, err
@@ -304,7 +322,11 @@ func (o *Overlay) Unpack(ctx context.Context, key string, r io.Reader) (int64, e
 	if err != nil {
 		return 0, errdefs.System("unpack into snapshot %s: %w", key, err)
 	}
-	size, err := WriteImage(ctx, f, r)
+	write := WriteImage
+	if opts.Kept {
+		write = WriteIndex
+	}
+	size, err := write(ctx, f, r)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = errdefs.System("unpack into snapshot %s: %w", key, cerr)
 	}
@@ -334,17 +356,59 @@ func (o *Overlay) Verify(ctx context.Context, key string) error {
 	if _, err := f.ReadAt(sb[:], erofsSuperOff); err != nil {
 		return errdefs.System("layer image of %s: superblock: %w", key, err)
 	}
-	if binary.LittleEndian.Uint32(sb[0:]) != erofsMagic || sb[12] != erofsBlockBits {
+	if binary.LittleEndian.Uint32(sb[0:]) != erofsMagic || (sb[12] != erofsBlockBits && sb[12] != tarBlockBits) {
 		return errdefs.System("layer image of %s: not an EROFS image", key)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		return errdefs.System("layer image of %s: %w", key, err)
 	}
-	if blocks := int64(binary.LittleEndian.Uint32(sb[36:])); fi.Size() < blocks<<erofsBlockBits {
-		return errdefs.System("layer image of %s: truncated (%d of %d bytes)", key, fi.Size(), blocks<<erofsBlockBits)
+	bits := sb[12]
+	if blocks := int64(binary.LittleEndian.Uint32(sb[36:])); fi.Size() < blocks<<bits {
+		return errdefs.System("layer image of %s: truncated (%d of %d bytes)", key, fi.Size(), blocks<<bits)
+	}
+	if binary.LittleEndian.Uint16(sb[86:]) == 0 {
+		return nil
+	}
+	// An index image: its tar must be there, whole.
+	var slot [128]byte
+	if _, err := f.ReadAt(slot[:], erofsDevtOff); err != nil {
+		return errdefs.System("layer image of %s: device table: %w", key, err)
+	}
+	dfi, err := os.Stat(filepath.Join(o.dir(in.ID), layerData))
+	if err != nil {
+		return errdefs.System("layer data of %s: %w", key, err)
+	}
+	if want := int64(binary.LittleEndian.Uint32(slot[64:])) << tarBlockBits; dfi.Size() < want-(1<<tarBlockBits) {
+		return errdefs.System("layer data of %s: %d bytes, the image needs %d", key, dfi.Size(), want)
 	}
 	return nil
+}
+
+// LinkData names the file that holds the tar of a snapshot unpacked with
+// UnpackOptions.Kept. It does nothing for a snapshot unpacked otherwise.
+func (o *Overlay) LinkData(ctx context.Context, key, path string) error {
+	in, err := o.Stat(ctx, key)
+	if err != nil {
+		return err
+	}
+	dir := o.dir(in.ID)
+	if !o.images {
+		return nil
+	}
+	rel, err := filepath.Rel(dir, path)
+	if err != nil {
+		return errdefs.System("link layer data of %s: %w", key, err)
+	}
+	tmp := filepath.Join(dir, layerData+".tmp")
+	os.Remove(tmp)
+	if err := os.Symlink(rel, tmp); err != nil {
+		return errdefs.System("link layer data of %s: %w", key, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, layerData)); err != nil {
+		return errdefs.System("link layer data of %s: %w", key, err)
+	}
+	return syncDir(dir)
 }
 
 // MoveContent moves what was unpacked into the active snapshot from to the
@@ -363,8 +427,12 @@ func (o *Overlay) MoveContent(ctx context.Context, from, to string) error {
 	}
 	sdir, ddir := o.dir(src.ID), o.dir(dst.ID)
 	if _, err := os.Lstat(filepath.Join(sdir, layerImage)); err == nil {
-		if err := os.Rename(filepath.Join(sdir, layerImage), filepath.Join(ddir, layerImage)); err != nil {
-			return errdefs.System("move snapshot content %s to %s: %w", from, to, err)
+		// The data link is relative to a sibling directory: it moves as is.
+		for _, name := range []string{layerData, layerImage} {
+			err := os.Rename(filepath.Join(sdir, name), filepath.Join(ddir, name))
+			if err != nil && !(name == layerData && errors.Is(err, fs.ErrNotExist)) {
+				return errdefs.System("move snapshot content %s to %s: %w", from, to, err)
+			}
 		}
 		return syncDir(ddir)
 	}
