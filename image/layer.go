@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
@@ -215,6 +216,7 @@ func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, kept boo
 			s.sn.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
+	t0 := time.Now()
 	size, err := s.sn.Unpack(ctx, key, r, snapshot.UnpackOptions{Kept: kept})
 	if err != nil {
 		return Layer{}, err
@@ -223,6 +225,7 @@ func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, kept boo
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return Layer{}, errdefs.InvalidArgument("read layer: %w", err)
 	}
+	t1 := time.Now()
 	diffID, blob, err := finish()
 	if err != nil {
 		return Layer{}, err
@@ -232,9 +235,12 @@ func (s *Store) unpack(ctx context.Context, parent string, r io.Reader, kept boo
 			return Layer{}, err
 		}
 	}
+	t2 := time.Now()
 	l := Layer{ChainID: ChainID(parent, diffID), DiffID: diffID, Parent: parent, Blob: blob, Size: size}
 	out, ok, err := s.commitExtracted(ctx, key, l)
 	committed = ok
+	slog.Debug("layer unpacked", "chain", l.ChainID, "size", size, "kept", kept,
+		"unpack", t1.Sub(t0), "finish", t2.Sub(t1), "commit", time.Since(t2))
 	return out, err
 }
 

@@ -404,7 +404,7 @@ func (b *imageBuilder) data(ctx context.Context, n *enode, hdr *tar.Header, r io
 	}
 	if b.index && !sparse(hdr) {
 		at := b.tar.n
-		read, err := io.CopyBuffer(io.Discard, ctxReader{ctx, r}, b.buf)
+		read, err := discard(ctx, r, b.buf)
 		b.size += read
 		n.size = uint64(read)
 		if err != nil {
@@ -446,6 +446,25 @@ func (b *imageBuilder) data(ctx context.Context, n *enode, hdr *tar.Header, r io
 		b.flushed = b.off
 	}
 	return nil
+}
+
+// discard reads r to its end in len(buf) pieces (io.Discard's ReadFrom
+// would read in 8 KiB ones, and the reader may be feeding a hash and a file).
+func discard(ctx context.Context, r io.Reader, buf []byte) (int64, error) {
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := r.Read(buf)
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // sparse says whether a file's data in the tar is not its contents as they
