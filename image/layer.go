@@ -184,6 +184,17 @@ func (s *Store) applyLayerBlob(ctx context.Context, parent string, desc ocispec.
 		}
 	}
 	desc.Annotations, desc.URLs, desc.Platform = nil, nil, nil
+	if comp == Uncompressed && desc.Digest.Algorithm() == digest.Canonical && (diffID == "" || diffID == desc.Digest) {
+		// The blob is the tar, verified against its digest when stored, so
+		// its digest is the diff ID: the unpack reads the tar's headers
+		// from the file and seeks over the file data it refers to.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return Layer{}, errdefs.System("read layer %s: %w", desc.Digest, err)
+		}
+		return s.unpack(ctx, parent, f, true, func() (digest.Digest, ocispec.Descriptor, error) {
+			return desc.Digest, desc, nil
+		})
+	}
 	digester := digest.Canonical.Digester()
 	// An uncompressed blob is the layer's tar: the layer refers to it.
 	return s.unpack(ctx, parent, io.TeeReader(dr, digester.Hash()), comp == Uncompressed, func() (digest.Digest, ocispec.Descriptor, error) {

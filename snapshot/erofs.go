@@ -109,6 +109,8 @@ type imageBuilder struct {
 	bits  uint           // block size bits
 	index bool           // file data stays in the tar
 	tar   *countedReader // index images: position in the tar
+	// seeking: the tar is a file that archive/tar seeks through.
+	seeking bool
 }
 
 func (b *imageBuilder) bsize() int64 { return 1 << b.bits }
@@ -123,6 +125,22 @@ func (c *countedReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// seekingCountedReader is a countedReader over a file: archive/tar seeks
+// over file data instead of reading it, and the count follows.
+type seekingCountedReader struct {
+	*countedReader
+	s    io.Seeker
+	base int64
+}
+
+func (c seekingCountedReader) Seek(off int64, whence int) (int64, error) {
+	pos, err := c.s.Seek(off, whence)
+	if err == nil {
+		c.n = pos - c.base
+	}
+	return pos, err
 }
 
 // WriteImage writes the uncompressed layer tar r as an EROFS image into f
@@ -150,6 +168,14 @@ func writeImage(ctx context.Context, f *os.File, r io.Reader, index bool) (int64
 		b.bits = tarBlockBits
 		b.tar = &countedReader{r: r}
 		r = b.tar
+		// A file is not read, only seeked through: headers are all an
+		// index needs, and the caller vouches for the data.
+		if sk, ok := b.tar.r.(io.Seeker); ok {
+			if base, err := sk.Seek(0, io.SeekCurrent); err == nil {
+				r = seekingCountedReader{b.tar, sk, base}
+				b.seeking = true
+			}
+		}
 		start = (erofsDevtOff + 128 + 1<<tarBlockBits - 1) &^ (1<<tarBlockBits - 1)
 	}
 	b.root = &enode{mode: unix.S_IFDIR | 0o755, mtime: b.now}
@@ -401,6 +427,20 @@ func (b *imageBuilder) setMeta(n *enode, hdr *tar.Header, typ uint32) error {
 func (b *imageBuilder) data(ctx context.Context, n *enode, hdr *tar.Header, r io.Reader) error {
 	if b.buf == nil {
 		b.buf = make([]byte, 256<<10)
+	}
+	if b.index && !sparse(hdr) && b.seeking {
+		// archive/tar seeks over the data on the next Next.
+		at := b.tar.n
+		if at&(1<<tarBlockBits-1) != 0 || at>>tarBlockBits >= 1<<32-1 {
+			return errdefs.InvalidArgument("file data at %d is not a plain run of tar blocks", at)
+		}
+		b.size += hdr.Size
+		n.size = uint64(hdr.Size)
+		if hdr.Size > 0 {
+			n.chunked = true
+			n.chunk = uint32(at >> tarBlockBits)
+		}
+		return nil
 	}
 	if b.index && !sparse(hdr) {
 		at := b.tar.n

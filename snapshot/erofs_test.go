@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,9 +20,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Ways to build an image in the tests.
+const (
+	fullImage       = iota
+	indexFromFile   // archive/tar seeks over file data
+	indexFromStream // file data is read (and could be hashed)
+)
+
 // writeImageFile builds an image of tarData in dir and returns its path;
-// with index, an index image whose device is dir/layer.tar.
-func writeImageFile(t *testing.T, dir string, tarData []byte, index bool) (string, int64, error) {
+// an index image's device is dir/layer.tar.
+func writeImageFile(t *testing.T, dir string, tarData []byte, mode int) (string, int64, error) {
 	t.Helper()
 	p := filepath.Join(dir, "layer.erofs")
 	f, err := os.Create(p)
@@ -29,14 +37,18 @@ func writeImageFile(t *testing.T, dir string, tarData []byte, index bool) (strin
 		t.Fatal(err)
 	}
 	defer f.Close()
-	write := WriteImage
-	if index {
-		write = WriteIndex
-		if err := os.WriteFile(filepath.Join(dir, "layer.tar"), tarData, 0o444); err != nil {
-			t.Fatal(err)
-		}
+	if mode == fullImage {
+		size, err := WriteImage(context.Background(), f, bytes.NewReader(tarData))
+		return p, size, err
 	}
-	size, err := write(context.Background(), f, bytes.NewReader(tarData))
+	if err := os.WriteFile(filepath.Join(dir, "layer.tar"), tarData, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	var r io.Reader = bytes.NewReader(tarData)
+	if mode == indexFromStream {
+		r = struct{ io.Reader }{r}
+	}
+	size, err := WriteIndex(context.Background(), f, r)
 	return p, size, err
 }
 
@@ -208,15 +220,15 @@ func TestImageMatchesApply(t *testing.T) {
 		"empty": mkTar(t),
 	}
 	for name, data := range layers {
-		for _, index := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/index=%v", name, index), func(t *testing.T) {
-				compareImage(t, data, index)
+		for mode, mname := range []string{"full", "index-file", "index-stream"} {
+			t.Run(name+"/"+mname, func(t *testing.T) {
+				compareImage(t, data, mode)
 			})
 		}
 	}
 }
 
-func compareImage(t *testing.T, data []byte, index bool) {
+func compareImage(t *testing.T, data []byte, mode int) {
 	{
 		{
 			dir := filepath.Join(t.TempDir(), "fs")
@@ -226,7 +238,7 @@ func compareImage(t *testing.T, data []byte, index bool) {
 				t.Fatal(err)
 			}
 			imgDir := t.TempDir()
-			img, size, err := writeImageFile(t, imgDir, data, index)
+			img, size, err := writeImageFile(t, imgDir, data, mode)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -234,7 +246,7 @@ func compareImage(t *testing.T, data []byte, index bool) {
 				t.Errorf("size %d, Apply says %d", size, wantSize)
 			}
 			device := ""
-			if index {
+			if mode != fullImage {
 				device = filepath.Join(imgDir, "layer.tar")
 			}
 			mnt := mountImage(t, img, device)
@@ -259,18 +271,20 @@ func TestImageHostileTars(t *testing.T) {
 	for _, c := range hostileCases() {
 		t.Run(c.name, func(t *testing.T) {
 			outside := "/tmp/berth-outside-does-not-matter"
-			_, _, err := writeImageFile(t, t.TempDir(), c.tar(t, outside), false)
-			if c.wantErr {
-				if err == nil {
-					t.Fatal("hostile tar accepted")
+			for _, mode := range []int{fullImage, indexFromFile, indexFromStream} {
+				_, _, err := writeImageFile(t, t.TempDir(), c.tar(t, outside), mode)
+				if c.wantErr {
+					if err == nil {
+						t.Fatalf("hostile tar accepted (mode %d)", mode)
+					}
+					if !errdefs.IsInvalidArgument(err) {
+						t.Errorf("error %q is not a clear InvalidArgument (mode %d)", err, mode)
+					}
+					continue
 				}
-				if !errdefs.IsInvalidArgument(err) {
-					t.Errorf("error %q is not a clear InvalidArgument", err)
+				if err != nil {
+					t.Fatalf("write image (mode %d): %v", mode, err)
 				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("write image: %v", err)
 			}
 		})
 	}
@@ -279,7 +293,7 @@ func TestImageHostileTars(t *testing.T) {
 // TestImageReadByGoErofs: the field's EROFS reader agrees with what was
 // written (no root needed).
 func TestImageReadByGoErofs(t *testing.T) {
-	img, _, err := writeImageFile(t, t.TempDir(), richLayer(t), false)
+	img, _, err := writeImageFile(t, t.TempDir(), richLayer(t), fullImage)
 	if err != nil {
 		t.Fatal(err)
 	}
