@@ -41,6 +41,9 @@ type Config struct {
 	InsecureRegistries []string
 	// RegistryMirrors (--registry-mirror) are tried for docker.io first.
 	RegistryMirrors []string
+	// LayerImages (--storage-opt overlay2.layer-images=auto|true|false):
+	// unpack layers into EROFS images.
+	LayerImages snapshot.LayerImages
 }
 
 // Daemon owns every service berthd runs.
@@ -113,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		db.Close()
 		return nil, err
 	}
-	if d.Snapshots, err = snapshot.NewOverlay(filepath.Join(cfg.DataRoot, "snapshots"), db); err != nil {
+	if d.Snapshots, err = snapshot.NewOverlay(filepath.Join(cfg.DataRoot, "snapshots"), db, snapshot.Options{LayerImages: cfg.LayerImages}); err != nil {
 		db.Close()
 		return nil, err
 	}

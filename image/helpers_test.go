@@ -75,6 +75,8 @@ type env struct {
 	cs   *content.Store
 	sn   *snapshot.Overlay
 	s    *Store
+
+	layerImages snapshot.LayerImages // how open unpacks layers (default auto)
 }
 
 func newEnv(t testing.TB) *env {
@@ -98,7 +100,7 @@ func (e *env) open(t testing.TB) {
 	if e.cs, err = content.NewStore(filepath.Join(e.root, "content")); err != nil {
 		t.Fatal(err)
 	}
-	if e.sn, err = snapshot.NewOverlay(filepath.Join(e.root, "snapshots"), e.db); err != nil {
+	if e.sn, err = snapshot.NewOverlay(filepath.Join(e.root, "snapshots"), e.db, snapshot.Options{LayerImages: e.layerImages}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.sn.Close() })

@@ -110,9 +110,41 @@ const (
 	layerData  = "layer.data"
 )
 
+// LayerImages says how layers are unpacked.
+type LayerImages string
+
+// LayerImages values.
+const (
+	// LayerImagesAuto unpacks into EROFS images if the kernel mounts them.
+	LayerImagesAuto LayerImages = "auto"
+	// LayerImagesOn requires EROFS images: open fails without them.
+	LayerImagesOn LayerImages = "true"
+	// LayerImagesOff unpacks into directories (layers already unpacked
+	// into images stay images).
+	LayerImagesOff LayerImages = "false"
+)
+
+// ParseLayerImages reads a --storage-opt value of overlay2.layer-images.
+func ParseLayerImages(v string) (LayerImages, error) {
+	switch LayerImages(strings.ToLower(v)) {
+	case "", LayerImagesAuto:
+		return LayerImagesAuto, nil
+	case LayerImagesOn, "1", "yes", "on":
+		return LayerImagesOn, nil
+	case LayerImagesOff, "0", "no", "off":
+		return LayerImagesOff, nil
+	}
+	return "", errdefs.InvalidArgument("invalid layer-images value %q: want auto, true or false", v)
+}
+
+// Options configure an Overlay.
+type Options struct {
+	LayerImages LayerImages // default auto
+}
+
 // NewOverlay opens the snapshotter at root, creating its bucket, and removes
 // directories that an interrupted create or remove left behind.
-func NewOverlay(root string, db *bolt.DB) (*Overlay, error) {
+func NewOverlay(root string, db *bolt.DB, opts Options) (*Overlay, error) {
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, errdefs.System("create snapshot root %s: %w", root, err)
 	}
@@ -154,7 +186,15 @@ func NewOverlay(root string, db *bolt.DB) (*Overlay, error) {
 			return nil, errdefs.System("remove stale snapshot dir %s: %w", p, err)
 		}
 	}
-	o.images = probeLayerImages(root)
+	switch opts.LayerImages {
+	case LayerImagesOff:
+	case LayerImagesOn:
+		if o.images = probeLayerImages(root); !o.images {
+			return nil, errdefs.System("layer images required (layer-images=true), but this kernel does not mount file-backed EROFS images (Linux 6.12 or later with CONFIG_EROFS_FS_BACKED_BY_FILE)")
+		}
+	default:
+		o.images = probeLayerImages(root)
+	}
 	// Committed layer images are mounted again after a reboot; those a
 	// killed daemon left mounted are kept.
 	err = o.Walk(context.Background(), func(in Info) error {
@@ -179,9 +219,6 @@ func (o *Overlay) LayerImages() bool { return o.images }
 // probeLayerImages mounts an empty EROFS image once to learn whether the
 // kernel takes file-backed EROFS mounts.
 func probeLayerImages(root string) bool {
-	if os.Getenv("BERTH_LAYER_IMAGES") == "0" {
-		return false
-	}
 	dir, err := os.MkdirTemp(root, "new-probe-")
 	if err != nil {
 		return false

@@ -19,7 +19,7 @@ func TestOverlayLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	o, err := NewOverlay(filepath.Join(root, "snapshots"), db)
+	o, err := NewOverlay(filepath.Join(root, "snapshots"), db, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestOverlayLifecycle(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "snapshots", "new-123", "fs"), 0o755)
 	os.MkdirAll(filepath.Join(root, "snapshots", "rm-7", "fs"), 0o755)
 	os.MkdirAll(filepath.Join(root, "snapshots", "99", "fs"), 0o755)
-	if o, err = NewOverlay(filepath.Join(root, "snapshots"), db); err != nil {
+	if o, err = NewOverlay(filepath.Join(root, "snapshots"), db, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(filepath.Join(root, "snapshots"))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-dev/berth/daemon"
 	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/snapshot"
 	"github.com/berth-dev/berth/version"
 	"github.com/spf13/cobra"
 )
@@ -37,6 +38,7 @@ type options struct {
 	iptables           bool
 	insecureRegistries []string
 	registryMirrors    []string
+	storageOpts        []string
 }
 
 // New returns the berthd root command.
@@ -62,6 +64,7 @@ func New() *cobra.Command {
 	f.StringVar(&o.cgroupParent, "cgroup-parent", "berth", "Parent cgroup for all containers")
 	f.StringArrayVar(&o.insecureRegistries, "insecure-registry", nil, "Registry (host[:port] or CIDR) that may be reached over plain HTTP")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil, "Preferred registry mirror for docker.io (http:// or https:// URL)")
+	f.StringArrayVar(&o.storageOpts, "storage-opt", nil, `Storage driver options: overlay2.layer-images=auto|true|false (unpack layers into EROFS images)`)
 	f.StringVarP(&o.bridge, "bridge", "b", "berth0", "Attach containers to a network bridge")
 	f.StringVar(&o.bip, "bip", "", "Network bridge IP (CIDR), e.g. 10.1.2.1/24 (default: a free private /16)")
 	f.BoolVar(&o.iptables, "iptables", true, "Enable addition of nftables rules (NAT, published ports, isolation)")
@@ -105,6 +108,19 @@ func run(ctx context.Context, o options) error {
 	}
 	defer os.Remove(o.pidFile)
 
+	layerImages := snapshot.LayerImagesAuto
+	for _, so := range o.storageOpts {
+		k, v, _ := strings.Cut(so, "=")
+		switch strings.ToLower(k) {
+		case "overlay2.layer-images", "overlay2.layer_images":
+			if layerImages, err = snapshot.ParseLayerImages(v); err != nil {
+				return fmt.Errorf("invalid --storage-opt %q: %w", so, err)
+			}
+		default:
+			return fmt.Errorf("invalid --storage-opt %q: unknown option %s (known: overlay2.layer-images)", so, k)
+		}
+	}
+
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := daemon.New(ctx, daemon.Config{
@@ -112,6 +128,7 @@ func run(ctx context.Context, o options) error {
 		Runtimes: runtimes, InitPath: o.initPath, CgroupParent: o.cgroupParent,
 		Bridge: o.bridge, BIP: o.bip, NoIPTables: !o.iptables,
 		InsecureRegistries: o.insecureRegistries, RegistryMirrors: o.registryMirrors,
+		LayerImages: layerImages,
 	})
 	if err != nil {
 		return err
