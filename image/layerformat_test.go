@@ -2,8 +2,8 @@ package image
 
 import (
 	"bytes"
-	"context"
 	"compress/gzip"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
