@@ -7,7 +7,7 @@
 //	<data-root>/                     (default /var/lib/berth)
 //	├── metadata.db                  bbolt: see package metadata
 //	├── content/blobs/sha256/<hex>   immutable blobs (package content)
-//	├── snapshots/                   overlay layers and container writable layers (package snapshot)
+//	├── snapshots/<id>/              a layer (layer.erofs mounted on fs/) or a container writable layer (package snapshot)
 //	├── volumes/<name>/_data         named and anonymous volumes (package volume)
 //	└── containers/<id>/             <id>-json.log, hostname, hosts, resolv.conf, mounts.json (planned mounts)
 //
