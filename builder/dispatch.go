@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,7 +75,7 @@ func builtinArgs() map[string]string {
 
 func envList(m map[string]string) []string {
 	out := make([]string, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, k+"="+m[k])
 	}
 	return out
@@ -144,7 +146,7 @@ func (r *buildRun) plan() (*plan, error) {
 		}
 	}
 	if len(r.opts.Labels) > 0 {
-		for _, k := range sortedKeys(r.opts.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(r.opts.Labels)) {
 			r.stages[target].AddCommand(instructions.NewLabelCommand(k, r.opts.Labels[k], true))
 		}
 	}
@@ -631,7 +633,7 @@ func (r *buildRun) argValue(kv instructions.KeyValuePairOptional) (string, bool)
 
 func (r *buildRun) warnUnusedArgs() {
 	var unused []string
-	for _, k := range sortedKeys(r.opts.BuildArgs) {
+	for _, k := range slices.Sorted(maps.Keys(r.opts.BuildArgs)) {
 		if !r.usedArgs[k] {
 			if _, builtin := builtinArgs()[k]; builtin {
 				continue

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -249,14 +248,4 @@ func (d *Daemon) Counts() (total, running, paused, stopped int) {
 		c.Unlock()
 	}
 	return len(list), running, paused, stopped
-}
-
-// sortedKeys is a small helper for stable output.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

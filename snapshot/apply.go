@@ -39,21 +39,9 @@ const (
 // It returns the total size of the regular files written.
 func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
 	a := applier{root: dir}
-	tr := tar.NewReader(r)
-	for {
-		if err := ctx.Err(); err != nil {
-			return a.size, err
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return a.size, errdefs.InvalidArgument("read layer tar: %w", err)
-		}
-		if err := a.entry(ctx, hdr, tr); err != nil {
-			return a.size, err
-		}
+	err := eachEntry(ctx, r, func(hdr *tar.Header, data io.Reader) error { return a.entry(ctx, hdr, data) })
+	if err != nil {
+		return a.size, err
 	}
 	// Directory times last: creating entries inside changes them.
 	for i := len(a.dirs) - 1; i >= 0; i-- {
@@ -61,6 +49,27 @@ func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
 		setTimes(d.path, d.hdr)
 	}
 	return a.size, nil
+}
+
+// eachEntry calls fn with every entry of the layer tar r and its data,
+// stopping at the first error or when ctx ends.
+func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader) error) error {
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return errdefs.InvalidArgument("read layer tar: %w", err)
+		}
+		if err := fn(hdr, tr); err != nil {
+			return err
+		}
+	}
 }
 
 type applier struct {

@@ -37,8 +37,10 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -186,21 +188,9 @@ func writeImage(ctx context.Context, f *os.File, r io.Reader, index bool) (int64
 	b.off = start
 	b.flushed = b.off
 	b.w = bufio.NewWriterSize(f, 1<<20)
-	tr := tar.NewReader(r)
-	for {
-		if err := ctx.Err(); err != nil {
-			return b.size, err
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return b.size, errdefs.InvalidArgument("read layer tar: %w", err)
-		}
-		if err := b.entry(ctx, hdr, tr); err != nil {
-			return b.size, err
-		}
+	err := eachEntry(ctx, r, func(hdr *tar.Header, data io.Reader) error { return b.entry(ctx, hdr, data) })
+	if err != nil {
+		return b.size, err
 	}
 	if err := b.finish(); err != nil {
 		return b.size, err
@@ -804,15 +794,6 @@ func xattrIndex(name string) (byte, string, bool) {
 	return 0, "", false
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // xattrSize is the size of an inode's inline xattr area (0 without xattrs).
 func xattrSize(x map[string]string) int {
 	if len(x) == 0 {
@@ -832,7 +813,7 @@ func xattrBody(x map[string]string) []byte {
 		return nil
 	}
 	out := make([]byte, 12, xattrSize(x))
-	for _, k := range sortedKeys(x) {
+	for _, k := range slices.Sorted(maps.Keys(x)) {
 		idx, suffix, _ := xattrIndex(k)
 		v := x[k]
 		e := make([]byte, (4+len(suffix)+len(v)+3)&^3)
@@ -872,13 +853,8 @@ func mountLayerImage(img, device, target string) error {
 	if err := unix.FsconfigCreate(fd); err != nil {
 		return fail("create", err)
 	}
-	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY)
-	if err != nil {
-		return fail("fsmount", err)
-	}
-	defer unix.Close(mfd)
-	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fail("move_mount", err)
+	if err := attachMount(fd, unix.MOUNT_ATTR_RDONLY, target); err != nil {
+		return fail("mount", err)
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package snapshot
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/berth-dev/berth/errdefs"
@@ -167,13 +169,59 @@ func mountOverlayByParts(m Mount, target string, flags uintptr) error {
 	if flags&unix.MS_NOEXEC != 0 {
 		attrs |= unix.MOUNT_ATTR_NOEXEC
 	}
+	if err := attachMount(fd, attrs, target); err != nil {
+		return fail("mount", err)
+	}
+	return nil
+}
+
+// MountPoints lists the mount points in this process's mount namespace,
+// from /proc/self/mountinfo (a bind mount from the same file system has the
+// same device number, so stat cannot tell).
+func MountPoints() (map[string]bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, errdefs.System("read mount table: %w", err)
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 {
+			out[unescapeMountPath(f[4])] = true
+		}
+	}
+	return out, nil
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// attachMount makes the filesystem context fd (fsopen, configured and
+// created) a mount with attrs and moves it to target.
+func attachMount(fd int, attrs int, target string) error {
 	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attrs)
 	if err != nil {
-		return fail("fsmount", err)
+		return fmt.Errorf("fsmount: %w", err)
 	}
 	defer unix.Close(mfd)
 	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fail("move_mount", err)
+		return fmt.Errorf("move_mount: %w", err)
 	}
 	return nil
 }

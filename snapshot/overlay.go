@@ -170,7 +170,10 @@ func NewOverlay(root string, db *bolt.DB, opts Options) (*Overlay, error) {
 	if err != nil {
 		return nil, errdefs.System("list snapshots in %s: %w", root, err)
 	}
-	mounted := mountPoints()
+	mounted, err := MountPoints()
+	if err != nil {
+		return nil, err
+	}
 	for _, e := range entries {
 		if known[e.Name()] {
 			continue
@@ -287,47 +290,16 @@ func (o *Overlay) unmountImage(id uint64) {
 func (o *Overlay) Close() error {
 	o.mountMu.Lock()
 	defer o.mountMu.Unlock()
-	for m := range mountPoints() {
+	mounted, err := MountPoints()
+	if err != nil {
+		return err
+	}
+	for m := range mounted {
 		if strings.HasPrefix(m, o.root+"/") && filepath.Base(m) == "fs" {
 			unix.Unmount(m, unix.MNT_DETACH)
 		}
 	}
 	return nil
-}
-
-// mountPoints lists the mount points in this process's mount namespace.
-func mountPoints() map[string]bool {
-	out := map[string]bool{}
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return out
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 {
-			out[unescapeMountPath(f[4])] = true
-		}
-	}
-	return out
-}
-
-// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // UnpackOptions say where a layer's tar is kept.

@@ -121,3 +121,20 @@ func TestUnmountNotMounted(t *testing.T) {
 		}
 	}
 }
+
+func TestUnescapeMountPath(t *testing.T) {
+	for in, want := range map[string]string{
+		`/plain`:            "/plain",
+		`/with\040space`:    "/with space",
+		`/tab\011x`:         "/tab\tx",
+		`/back\134slash`:    `/back\slash`,
+		`/trailing\`:        `/trailing\`,
+		`/short\04`:         `/short\04`,
+		`/end\040`:          "/end ",
+		`/not\999an-escape`: `/not\999an-escape`,
+	} {
+		if got := unescapeMountPath(in); got != want {
+			t.Errorf("unescapeMountPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

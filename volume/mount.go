@@ -1,11 +1,8 @@
 package volume
 
 import (
-	"bufio"
-	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/berth-dev/berth/errdefs"
@@ -56,47 +53,13 @@ func parseDriverOptions(opts map[string]string) (snapshot.Mount, error) {
 	return m, nil
 }
 
-// isMountpoint reports whether path is a mount point in this mount
-// namespace, from /proc/self/mountinfo (a bind mount from the same file
-// system has the same device number, so stat cannot tell).
+// isMountpoint reports whether path is a mount point in this mount namespace.
 func isMountpoint(path string) (bool, error) {
-	path = filepath.Clean(path)
-	f, err := os.Open("/proc/self/mountinfo")
+	mounted, err := snapshot.MountPoints()
 	if err != nil {
-		return false, errdefs.System("read mount table: %w", err)
+		return false, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountPath(fields[4]) == path {
-			return true, nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return false, errdefs.System("read mount table: %w", err)
-	}
-	return false, nil
-}
-
-// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return mounted[filepath.Clean(path)], nil
 }
 
 // unmountData unmounts whatever is mounted at a volume's _data and makes
