@@ -149,3 +149,42 @@ func TestLayerFormats(t *testing.T) {
 	}
 	e.check(t)
 }
+
+// TestLostLayerTar: an index image whose tar is gone does not stop the store
+// from opening; stacking on it fails with an error (not an empty layer),
+// check reports it, and it works again once the tar is back.
+func TestLostLayerTar(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	if !e.sn.LayerImages() {
+		t.Skip("this kernel does not mount file-backed EROFS images")
+	}
+	img, err := e.s.Import(ctx, bytes.NewReader(busyboxTar(t)), "lost:1", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := e.s.Layer(ctx, img.ChainID)
+	blob, _ := e.cs.Path(l.Blob.Digest)
+	e.sn.Close()
+	e.db.Close()
+	away := filepath.Join(t.TempDir(), "away")
+	if err := os.Rename(blob, away); err != nil {
+		t.Fatal(err)
+	}
+	e.open(t)
+	if _, err := e.sn.Prepare(ctx, "c1", img.ChainID); err == nil {
+		t.Fatal("a container was stacked on a layer whose tar is gone")
+	}
+	res, err := e.s.Check(ctx, CheckOptions{})
+	if err != nil || len(res.Problems) == 0 {
+		t.Fatalf("check found nothing: %+v %v", res, err)
+	}
+	if err := os.Rename(away, blob); err != nil {
+		t.Fatal(err)
+	}
+	e.sn.Remove(ctx, "c1")
+	if out := stackAndRead(t, e, "c2", img.ChainID, "cat /etc/hostname"); out != "berth\n" {
+		t.Fatalf("after the tar came back: %q", out)
+	}
+	e.check(t)
+}

@@ -52,6 +52,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -199,7 +200,9 @@ func NewOverlay(root string, db *bolt.DB, opts Options) (*Overlay, error) {
 		o.images = probeLayerImages(root)
 	}
 	// Committed layer images are mounted again after a reboot; those a
-	// killed daemon left mounted are kept.
+	// killed daemon left mounted are kept. One that cannot be mounted (its
+	// tar lost, say) does not stop the daemon: using it fails, and system
+	// check reports it.
 	err = o.Walk(context.Background(), func(in Info) error {
 		if in.Kind != KindCommitted {
 			return nil
@@ -208,7 +211,10 @@ func NewOverlay(root string, db *bolt.DB, opts Options) (*Overlay, error) {
 		if mounted[own] {
 			return nil
 		}
-		return o.mountImage(in.ID)
+		if err := o.mountImage(in.ID); err != nil {
+			slog.Warn("layer image not mounted", "snapshot", in.Key, "error", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
