@@ -26,6 +26,7 @@ import (
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // Store is a content-addressed blob store on a local filesystem.
@@ -182,8 +183,13 @@ type Writer struct {
 	alg      digest.Algorithm
 	expected digest.Digest
 	n        int64
+	flushed  int64 // writeback started up to here
 	done     bool
 }
+
+// writebackEvery starts writeback of a blob while it is written, so that
+// Commit's fsync finds little left to do.
+const writebackEvery = 8 << 20
 
 // Write appends p to the blob and the running hash.
 func (w *Writer) Write(p []byte) (int, error) {
@@ -192,6 +198,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.n += int64(n)
 	if err != nil {
 		return n, errdefs.System("write content ingest: %w", err)
+	}
+	if w.n-w.flushed >= writebackEvery {
+		unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.n-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
+		w.flushed = w.n
 	}
 	return n, nil
 }
