@@ -40,6 +40,8 @@ type Exit struct {
 	Code     int       `json:"code"` // exit status, or 128+signal if killed by a signal
 	ExitedAt time.Time `json:"exited_at"`
 	Error    string    `json:"error,omitempty"`
+	// OOMKilled says the kernel's OOM killer killed a process of the container during this run.
+	OOMKilled bool `json:"oom_killed,omitempty"`
 }
 
 // Client talks to one shim. It holds no connection between calls, so it is cheap to keep and safe to use

@@ -47,6 +47,7 @@ type shim struct {
 	hub    *hub
 
 	initPid int
+	oom     oomCounter
 	outputs []*os.File // read ends of the container's output (pipes, or the pty master)
 	copied  sync.WaitGroup
 
@@ -237,6 +238,7 @@ func (s *shim) create() error {
 		return fail(err)
 	}
 	s.initPid = pid
+	s.oom = newOOMCounter(pid, cgroupRoot)
 
 	streams := []string{"stdout", "stderr"}
 	for i, f := range s.outputs {
@@ -296,7 +298,7 @@ func (s *shim) waitExit() {
 	s.closeOutputs()
 	s.hub.end()
 
-	s.exitJSON = exitJSON(exitCode(ws), exitedAt, "")
+	s.exitJSON = withOOMKilled(exitJSON(exitCode(ws), exitedAt, ""), s.oom.killed())
 	if err := writeFileAtomic(s.path(proto.ExitFile), s.exitJSON); err != nil {
 		s.log.printf("write ", proto.ExitFile, ": ", err.Error())
 	}
