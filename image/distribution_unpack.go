@@ -76,18 +76,32 @@ func (s *Store) StageLayerBlob(ctx context.Context, desc ocispec.Descriptor, dif
 		}
 	}
 	st.blob.Annotations, st.blob.URLs, st.blob.Platform = nil, nil, nil
-	v := diffID.Verifier()
-	tee := &teeReader{r: dr, w: v}
 	kept := comp == Uncompressed
-	if st.size, err = s.sn.Unpack(ctx, key, tee, snapshot.UnpackOptions{Kept: kept}); err != nil {
-		return nil, err
-	}
-	// The tar's end-of-archive padding is part of the diff ID.
-	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return nil, errdefs.InvalidArgument("read layer %s: %w", desc.Digest, err)
-	}
-	if !v.Verified() {
-		return nil, errdefs.InvalidArgument("layer %s: content does not match diff ID %s from the image config", desc.Digest, diffID)
+	if kept && diffID == desc.Digest {
+		// The blob is the tar, verified when stored: index it from its
+		// headers (see applyLayerBlob).
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, errdefs.System("read layer %s: %w", desc.Digest, err)
+		}
+		if st.size, err = s.sn.Unpack(ctx, key, f, snapshot.UnpackOptions{Kept: true}); err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			progress(desc.Size)
+		}
+	} else {
+		v := diffID.Verifier()
+		tee := &teeReader{r: dr, w: v}
+		if st.size, err = s.sn.Unpack(ctx, key, tee, snapshot.UnpackOptions{Kept: kept}); err != nil {
+			return nil, err
+		}
+		// The tar's end-of-archive padding is part of the diff ID.
+		if _, err := io.Copy(io.Discard, tee); err != nil {
+			return nil, errdefs.InvalidArgument("read layer %s: %w", desc.Digest, err)
+		}
+		if !v.Verified() {
+			return nil, errdefs.InvalidArgument("layer %s: content does not match diff ID %s from the image config", desc.Digest, diffID)
+		}
 	}
 	if kept {
 		if err := s.linkBlob(ctx, key, desc.Digest); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sync/errgroup"
 )
 
 // Docker's manifest media types, found in OCI layouts that Docker or skopeo wrote.
@@ -340,10 +341,44 @@ func (s *Store) loadImage(ctx context.Context, rawConfig []byte, layerDescs []oc
 	if len(cfg.RootFS.DiffIDs) != len(layerDescs) {
 		return errdefs.InvalidArgument("image archive: config lists %d layers, the manifest %d", len(cfg.RootFS.DiffIDs), len(layerDescs))
 	}
+	// Every layer not already here is staged at once (each into a snapshot
+	// of its own: an index image does not depend on its parent), then they
+	// are committed in order.
+	chains := ChainIDs(cfg.RootFS.DiffIDs)
+	staged := make([]*Staged, len(layerDescs))
+	defer func() {
+		for _, st := range staged {
+			if st != nil {
+				s.Discard(context.WithoutCancel(ctx), st)
+			}
+		}
+	}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(2, runtime.NumCPU()))
+	for i, desc := range layerDescs {
+		if s.layerExists(chains[i]) || cfg.RootFS.DiffIDs[i].Validate() != nil {
+			continue // reused, or refused below with its own error
+		}
+		g.Go(func() error {
+			st, err := s.StageLayerBlob(gctx, desc, cfg.RootFS.DiffIDs[i], nil)
+			staged[i] = st
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	var layers []Layer
 	parent := ""
 	for i, desc := range layerDescs {
-		l, err := s.applyLayerBlob(ctx, parent, desc, cfg.RootFS.DiffIDs[i])
+		var l Layer
+		var err error
+		if staged[i] != nil {
+			l, err = s.CommitStaged(ctx, parent, staged[i])
+			staged[i] = nil
+		} else {
+			l, err = s.applyLayerBlob(ctx, parent, desc, cfg.RootFS.DiffIDs[i])
+		}
 		if err != nil {
 			return err
 		}
