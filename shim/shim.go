@@ -27,6 +27,8 @@ type Options struct {
 	Bundle      string // OCI bundle dir: config.json written, rootfs/ already mounted by the daemon
 	StateDir    string // dir for shim.sock, shim.pid, exit.json (the daemon passes <exec-root>/containers/<id>)
 	LogPath     string // json-file log (<data-root>/containers/<id>/<id>-json.log); open O_APPEND, create 0640
+	LogMaxSize  int64  // json-file max-size in bytes: rotate before the log grows past it; <= 0: never
+	LogMaxFiles int    // json-file max-file: files kept in all (<LogPath>, <LogPath>.1 ...); 0 means 1
 	Runtime     string // OCI runtime binary, e.g. "runc" or "/usr/sbin/runc"
 	RuntimeRoot string // value for the runtime's --root (state dir of runc), e.g. <exec-root>/runtime/runc
 	ShimBinary  string // path of the berth-shim executable to launch
@@ -65,6 +67,10 @@ func (o *Options) validate() error {
 		return errdefs.InvalidArgument("start shim: invalid container id %q", o.ID)
 	case o.Bundle == "", o.StateDir == "", o.LogPath == "", o.RuntimeRoot == "", o.ShimBinary == "":
 		return errdefs.InvalidArgument("start shim for container %s: Bundle, StateDir, LogPath, RuntimeRoot and ShimBinary are required", o.ID)
+	case o.LogMaxFiles < 0:
+		return errdefs.InvalidArgument("start shim for container %s: log max-file %d cannot be less than 1", o.ID, o.LogMaxFiles)
+	case o.LogMaxFiles > 1 && o.LogMaxSize <= 0:
+		return errdefs.InvalidArgument("start shim for container %s: log max-file %d needs a max-size", o.ID, o.LogMaxFiles)
 	case len(filepath.Join(o.StateDir, proto.ConsoleSock)) > maxSocketPath:
 		return errdefs.InvalidArgument("start shim for container %s: state dir %s is too long for a unix socket path", o.ID, o.StateDir)
 	}
@@ -117,6 +123,12 @@ func Start(ctx context.Context, o Options) (*Client, error) {
 	args := []string{filepath.Base(o.ShimBinary),
 		"-id", o.ID, "-bundle", o.Bundle, "-state-dir", o.StateDir, "-log-path", o.LogPath,
 		"-runtime", o.Runtime, "-runtime-root", o.RuntimeRoot}
+	if o.LogMaxSize > 0 {
+		args = append(args, "-log-max-size", strconv.FormatInt(o.LogMaxSize, 10))
+		if o.LogMaxFiles > 1 {
+			args = append(args, "-log-max-file", strconv.Itoa(o.LogMaxFiles))
+		}
+	}
 	for _, f := range []struct {
 		on   bool
 		flag string

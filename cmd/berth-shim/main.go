@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 
 	"github.com/berth-dev/berth/shim/server"
@@ -20,7 +21,8 @@ const (
 )
 
 const usage = `usage: berth-shim -id ID -bundle DIR -state-dir DIR -log-path FILE -runtime-root DIR
-       [-runtime BIN] [-terminal] [-stdin] [-stdin-once]   (started by berthd, with a ready pipe on fd 3)
+       [-runtime BIN] [-log-max-size BYTES [-log-max-file N]] [-terminal] [-stdin] [-stdin-once]
+       (started by berthd, with a ready pipe on fd 3)
 `
 
 // Memory tuning, each unless the environment sets it: a shim's live heap is a few hundred KiB, so a small
@@ -65,9 +67,20 @@ func parseArgs(args []string) (server.Config, bool) {
 		"-runtime": &cfg.Runtime, "-runtime-root": &cfg.RuntimeRoot,
 	}
 	bools := map[string]*bool{"-terminal": &cfg.Terminal, "-stdin": &cfg.Stdin, "-stdin-once": &cfg.StdinOnce}
+	var maxFiles int64
+	ints := map[string]*int64{"-log-max-size": &cfg.LogMaxSize, "-log-max-file": &maxFiles}
 	for i := 0; i < len(args); i++ {
 		if p, ok := strs[args[i]]; ok && i+1 < len(args) {
 			*p = args[i+1]
+			i++
+			continue
+		}
+		if p, ok := ints[args[i]]; ok && i+1 < len(args) {
+			n, err := strconv.ParseInt(args[i+1], 10, 64)
+			if err != nil || n < 1 {
+				return cfg, false
+			}
+			*p = n
 			i++
 			continue
 		}
@@ -77,6 +90,7 @@ func parseArgs(args []string) (server.Config, bool) {
 		}
 		return cfg, false
 	}
+	cfg.LogMaxFiles = int(maxFiles)
 	ok := cfg.ID != "" && cfg.Bundle != "" && cfg.StateDir != "" && cfg.LogPath != "" && cfg.RuntimeRoot != "" && cfg.Runtime != ""
 	return cfg, ok
 }

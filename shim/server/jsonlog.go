@@ -1,7 +1,10 @@
 package server
 
 import (
+	"errors"
+	"io"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -17,7 +20,7 @@ const flushAt = 64 << 10
 // jsonLog appends Docker json-file entries to one file. Both streams of a container share it.
 type jsonLog struct {
 	mu  sync.Mutex
-	f   *os.File
+	f   io.Writer // takes whole entries: a *logFile, or any writer in tests
 	now func() time.Time
 	err error // first write error, reported once in the shim log
 }
@@ -166,3 +169,116 @@ func appendJSONString(b, s []byte) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// logFile is the container's json-file log with the rotation of Docker's json-file driver: when writing an
+// entry would take <path> past maxSize, <path>.1 becomes <path>.2 and so on (the oldest, <path>.<maxFiles-1>,
+// is removed), <path> becomes <path>.1 and a new <path> is started. With maxFiles 1 the file is removed and
+// started again. A new file is a new inode: that is how `logs -f` in the daemon sees a rotation.
+type logFile struct {
+	path     string
+	f        *os.File
+	size     int64
+	maxSize  int64 // <= 0: no limit, never rotated
+	maxFiles int   // files kept in all, counting <path>; at least 1
+}
+
+const logPerm = 0o640
+
+// openLogFile opens (appending, as after a restart) or creates the log at path.
+func openLogFile(path string, maxSize int64, maxFiles int) (*logFile, error) {
+	if maxFiles < 1 {
+		maxFiles = 1
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, logPerm)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &logFile{path: path, f: f, size: fi.Size(), maxSize: maxSize, maxFiles: maxFiles}, nil
+}
+
+// Write writes p, which holds whole entries each ending in '\n' (inside an entry a newline is escaped). With a
+// limit it writes as many entries as fit, rotates, and goes on; an entry larger than the limit gets a file of
+// its own.
+func (l *logFile) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		n := len(p)
+		if l.maxSize > 0 && l.size+int64(n) > l.maxSize {
+			n = fitEntries(p, l.maxSize-l.size)
+			if n == 0 && l.size > 0 {
+				if err := l.rotate(); err != nil {
+					return written, err
+				}
+				continue
+			}
+			if n == 0 { // one entry larger than the whole limit, into an empty file
+				n = len(p)
+				if i := indexNL(p, len(p)); i >= 0 {
+					n = i + 1
+				}
+			}
+		}
+		m, err := l.f.Write(p[:n])
+		l.size += int64(m)
+		written += m
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}
+
+// fitEntries is the length of the longest run of whole entries at the start of p within room bytes.
+func fitEntries(p []byte, room int64) int {
+	if room <= 0 {
+		return 0
+	}
+	if room < int64(len(p)) {
+		p = p[:room]
+	}
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '\n' {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// rotate shifts the files and starts a new <path>. On failure the current file is kept, so nothing already
+// logged is lost and the next write tries again.
+func (l *logFile) rotate() error {
+	if l.maxFiles > 1 {
+		if err := os.Remove(l.rotated(l.maxFiles - 1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return errors.New("rotate " + l.path + ": " + err.Error())
+		}
+		for i := l.maxFiles - 1; i > 1; i-- {
+			if err := os.Rename(l.rotated(i-1), l.rotated(i)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return errors.New("rotate " + l.path + ": " + err.Error())
+			}
+		}
+		// Not there: an earlier rotation moved it and then failed to start the new file.
+		if err := os.Rename(l.path, l.rotated(1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return errors.New("rotate " + l.path + ": " + err.Error())
+		}
+	} else if err := os.Remove(l.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return errors.New("rotate " + l.path + ": " + err.Error())
+	}
+	// O_EXCL: whatever holds the name now is not ours to append to.
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, logPerm)
+	if err != nil {
+		return errors.New("rotate " + l.path + ": start a new file: " + err.Error())
+	}
+	l.f.Close()
+	l.f, l.size = f, 0
+	return nil
+}
+
+func (l *logFile) rotated(i int) string { return l.path + "." + strconv.Itoa(i) }
+
+func (l *logFile) Close() error { return l.f.Close() }

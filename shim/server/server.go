@@ -23,6 +23,8 @@ type Config struct {
 	Bundle      string
 	StateDir    string
 	LogPath     string
+	LogMaxSize  int64 // rotate the log before it grows past this many bytes; <= 0: never
+	LogMaxFiles int   // log files kept in all when rotating; 0 means 1
 	Runtime     string
 	RuntimeRoot string
 	Terminal    bool
@@ -103,7 +105,7 @@ func (s *shim) create() error {
 		cfg.Runtime = p
 	}
 
-	logFile, err := os.OpenFile(cfg.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	logFile, err := openLogFile(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles)
 	if err != nil {
 		return errors.New("open container log: " + err.Error())
 	}
