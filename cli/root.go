@@ -152,7 +152,7 @@ func containerCommands(c *CLI) []*cobra.Command {
 		newRmCommand(c), newPsCommand(c), newInspectCommand(c), newLogsCommand(c),
 		newExecCommand(c), newAttachCommand(c), newWaitCommand(c), newTopCommand(c),
 		newRenameCommand(c), newPortCommand(c), newExportCommand(c), newCommitCommand(c),
-		newDiffCommand(c), newCpCommand(c), newStatsCommand(c),
+		newDiffCommand(c), newCpCommand(c), newStatsCommand(c), newUpdateCommand(c),
 	}
 }
 
@@ -174,6 +174,7 @@ func newContainerGroup(c *CLI) *cobra.Command {
 		newLogsCommand(c), newExecCommand(c), newAttachCommand(c), newWaitCommand(c),
 		newTopCommand(c), newRenameCommand(c), newPortCommand(c), newExportCommand(c),
 		newCommitCommand(c), newDiffCommand(c), newCpCommand(c), newContainerPruneCommand(c), newStatsCommand(c),
+		newUpdateCommand(c),
 	}
 	rm := newRmCommand(c)
 	rm.Use = "rm [OPTIONS] CONTAINER [CONTAINER...]"

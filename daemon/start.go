@@ -228,6 +228,7 @@ func (d *Daemon) handleExit(c *container.Container, exit *shim.Exit, shimDeletes
 	d.detachNetwork(ctx, c)
 	lastRun := exit.ExitedAt.Sub(c.State.StartedAt)
 	c.State.SetExited(exit.Code, exit.ExitedAt.UTC(), exit.Error)
+	d.recordOOM(c, exit)
 	restart := !c.State.Removing && container.ShouldRestart(c.HostConfig.RestartPolicy, &c.State, exit.Code)
 	if restart {
 		c.State.SetRestarting()

@@ -27,6 +27,7 @@ func (s *Server) containerRoutes() []route {
 		{http.MethodPost, "/containers/{id}/attach", s.postContainerAttach},
 		{http.MethodPost, "/containers/{id}/resize", s.postContainerResize},
 		{http.MethodPost, "/containers/{id}/rename", s.postContainerRename},
+		{http.MethodPost, "/containers/{id}/update", s.postContainerUpdate},
 		{http.MethodGet, "/containers/{id}/logs", s.getContainerLogs},
 		{http.MethodGet, "/containers/{id}/top", s.getContainerTop},
 		{http.MethodDelete, "/containers/{id}", s.deleteContainer},
@@ -207,6 +208,18 @@ func (s *Server) postContainerRename(ctx context.Context, w http.ResponseWriter,
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func (s *Server) postContainerUpdate(ctx context.Context, w http.ResponseWriter, r *http.Request, v map[string]string) error {
+	var upd api.UpdateConfig
+	if err := decodeBody(r, &upd); err != nil {
+		return err
+	}
+	resp, err := s.daemon.ContainerUpdate(ctx, v["id"], upd)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 // fixedRFC3339Nano is Docker's log timestamp: always nine fraction digits.
