@@ -124,6 +124,9 @@ func validateHostConfig(hc *api.HostConfig) error {
 	if hc.LogConfig.Type != "" && hc.LogConfig.Type != "json-file" {
 		return errdefs.InvalidArgument("logging driver %q is not supported: berthd writes json-file logs", hc.LogConfig.Type)
 	}
+	if _, err := parseLogOpts(hc.LogConfig.Config); err != nil {
+		return err
+	}
 	return nil
 }
 

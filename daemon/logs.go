@@ -7,10 +7,12 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/docker/go-units"
 )
 
 // LogsOptions are the query parameters of GET /containers/{id}/logs.
@@ -34,6 +36,61 @@ type jsonLogLine struct {
 	Time   time.Time `json:"time"`
 }
 
+// logLimits are a json-file log's rotation options. MaxSize <= 0 means no limit (and MaxFiles is 1).
+type logLimits struct {
+	MaxSize  int64
+	MaxFiles int
+}
+
+// parseLogOpts checks the --log-opt values of the json-file driver as dockerd does and returns the rotation
+// limits. Only max-size and max-file are served: every other option dockerd knows (compress, labels, env, tag
+// ...) is refused rather than accepted and ignored.
+func parseLogOpts(opts map[string]string) (logLimits, error) {
+	l := logLimits{MaxFiles: 1}
+	for key := range opts {
+		if key != "max-size" && key != "max-file" {
+			return l, errdefs.InvalidArgument("unknown log opt '%s' for json-file log driver", key)
+		}
+	}
+	if v, ok := opts["max-size"]; ok && v != "-1" { // -1 is docker's documented "unlimited"
+		n, err := units.FromHumanSize(v)
+		if err != nil {
+			return l, errdefs.InvalidArgument("invalid max-size '%s' for json-file log driver: %v (want bytes or a size like 10k, 10m, 1g)", v, err)
+		}
+		if n <= 0 {
+			return l, errdefs.InvalidArgument("invalid max-size '%s' for json-file log driver: max-size must be a positive number", v)
+		}
+		l.MaxSize = n
+	}
+	if v, ok := opts["max-file"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return l, errdefs.InvalidArgument("invalid max-file '%s' for json-file log driver: not a whole number", v)
+		}
+		if n < 1 {
+			return l, errdefs.InvalidArgument("invalid max-file '%s' for json-file log driver: max-file cannot be less than 1", v)
+		}
+		if l.MaxSize <= 0 {
+			return l, errdefs.InvalidArgument("max-file '%s' for json-file log driver needs max-size: without it the log is never rotated", v)
+		}
+		l.MaxFiles = n
+	}
+	return l, nil
+}
+
+// containerLogLimits are the rotation limits of c's log. A record from before this was validated reads as
+// unlimited.
+func containerLogLimits(c *container.Container) logLimits {
+	if c.HostConfig == nil {
+		return logLimits{MaxFiles: 1}
+	}
+	l, err := parseLogOpts(c.HostConfig.LogConfig.Config)
+	if err != nil {
+		return logLimits{MaxFiles: 1}
+	}
+	return l
+}
+
 // ContainerLogs streams the container's log records to fn. With Follow it
 // keeps going until the container stops (at once if it already has).
 func (d *Daemon) ContainerLogs(ctx context.Context, ref string, o LogsOptions, fn func(LogMessage) error) error {
@@ -55,16 +112,20 @@ func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOpt
 	if o.Follow && !d.stillRunning(c) {
 		o.Follow = false
 	}
-	f, err := os.Open(d.logPath(c.ID))
+	lim := containerLogLimits(c)
+	r, err := openLogFollower(d.logPath(c.ID), lim.MaxFiles)
 	if errors.Is(err, os.ErrNotExist) {
 		if !o.Follow {
 			return nil
 		}
 		// Started, but the shim has not created the file yet.
 		for {
-			f, err = os.Open(d.logPath(c.ID))
+			r, err = openLogFollower(d.logPath(c.ID), lim.MaxFiles)
 			if err == nil {
 				break
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				return errdefs.System("open log of %s: %w", c.ID, err)
 			}
 			if !d.stillRunning(c) {
 				return nil
@@ -78,7 +139,7 @@ func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOpt
 	} else if err != nil {
 		return errdefs.System("open log of %s: %w", c.ID, err)
 	}
-	defer f.Close()
+	defer r.Close()
 	emit := func(m LogMessage) error {
 		if (m.Stream == "stdout" && !o.Stdout) || (m.Stream == "stderr" && !o.Stderr) {
 			return nil
@@ -91,7 +152,6 @@ func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOpt
 		}
 		return fn(m)
 	}
-	r := newLogReader(f)
 	if o.Tail >= 0 {
 		// Keep the last Tail matching records of what is there now.
 		var ring []LogMessage
@@ -111,7 +171,7 @@ func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOpt
 			}
 			ring = append(ring, m)
 			return nil
-		}, false)
+		}, o.Follow) // a record the shim is writing now is emitted by the follow loop
 		if err != nil {
 			return err
 		}
@@ -154,6 +214,176 @@ func (d *Daemon) stillRunning(c *container.Container) bool {
 	c.Lock()
 	defer c.Unlock()
 	return c.State.Running() || c.State.Status == "restarting"
+}
+
+// logFollower reads a json-file log across its rotation: the rotated files oldest first (<path>.N ... <path>.1),
+// then <path>, and on across later rotations, each record once. It holds one file at a time and finds the next
+// by inode: a rotation renames every file one number up and starts <path> as a new file, so the file that came
+// after the one just read is the one now a number below it. A reader that falls more than max-file rotations
+// behind loses the files deleted meanwhile and goes on with the oldest left, as dockerd's does.
+type logFollower struct {
+	path     string
+	maxFiles int
+	f        *os.File
+	fi       os.FileInfo
+	r        *logReader
+}
+
+// openLogFollower opens the oldest file of the log at path. The error wraps os.ErrNotExist when there is no
+// log yet.
+func openLogFollower(path string, maxFiles int) (*logFollower, error) {
+	if maxFiles < 1 {
+		maxFiles = 1
+	}
+	lf := &logFollower{path: path, maxFiles: maxFiles}
+	f, err := lf.openOldest()
+	if err != nil {
+		return nil, err
+	}
+	if err := lf.use(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return lf, nil
+}
+
+func (lf *logFollower) Close() error { return lf.f.Close() }
+
+func (lf *logFollower) use(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if lf.f != nil {
+		lf.f.Close()
+	}
+	lf.f, lf.fi = f, fi
+	if lf.r == nil {
+		lf.r = newLogReader(f)
+	} else {
+		lf.r.r, lf.r.partial = f, lf.r.partial[:0]
+	}
+	return nil
+}
+
+// name is the log's i-th file: 0 is <path>, 1 the newest rotated one.
+func (lf *logFollower) name(i int) string {
+	if i == 0 {
+		return lf.path
+	}
+	return lf.path + "." + strconv.Itoa(i)
+}
+
+// openOldest opens the highest-numbered file there is, or <path>. A rotation while it looks makes an older
+// file appear behind the one it opened; it then looks again.
+func (lf *logFollower) openOldest() (*os.File, error) {
+	for attempt := 0; ; attempt++ {
+		var f *os.File
+		idx := -1
+		for i := lf.maxFiles - 1; i >= 0; i-- {
+			var err error
+			f, err = os.Open(lf.name(i))
+			if err == nil {
+				idx = i
+				break
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+		}
+		if idx < 0 {
+			return nil, &os.PathError{Op: "open", Path: lf.path, Err: os.ErrNotExist}
+		}
+		older := false
+		for j := idx + 1; j < lf.maxFiles && !older; j++ {
+			_, err := os.Lstat(lf.name(j))
+			older = err == nil
+		}
+		if !older || attempt == 10 {
+			return f, nil
+		}
+		f.Close()
+	}
+}
+
+// scan emits every complete record available now, moving on from a rotated-away file to its successor.
+// A partial last line of <path> is kept when partialOK, as in logReader.scan.
+func (lf *logFollower) scan(fn func(LogMessage) error, partialOK bool) error {
+	for {
+		if err := lf.r.scan(fn, partialOK); err != nil {
+			return err
+		}
+		cur, err := os.Stat(lf.path)
+		if err == nil && os.SameFile(cur, lf.fi) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return errdefs.System("read log %s: %w", lf.path, err)
+		}
+		// Rotated away. The shim wrote its last entry into it before renaming it, so all of it is there now.
+		if err := lf.r.scan(fn, false); err != nil {
+			return err
+		}
+		next, err := lf.next()
+		if err != nil {
+			return errdefs.System("read log %s after a rotation: %w", lf.path, err)
+		}
+		if next == nil {
+			return nil // the shim has not started the new file yet: next round
+		}
+		if err := lf.use(next); err != nil {
+			next.Close()
+			return errdefs.System("read log %s after a rotation: %w", lf.path, err)
+		}
+	}
+}
+
+// gapWait bounds the wait for the new <path> between the shim's rename of the old one and its create.
+const (
+	gapPoll  = 2 * time.Millisecond
+	gapPolls = 100
+)
+
+// next opens the file written after lf.f, or returns nil if it is not there yet.
+func (lf *logFollower) next() (*os.File, error) {
+	for attempt := 0; attempt < gapPolls; attempt++ {
+		f, retry, err := lf.tryNext()
+		if f != nil || err != nil || !retry {
+			return f, err
+		}
+		time.Sleep(gapPoll)
+	}
+	return nil, nil
+}
+
+func (lf *logFollower) tryNext() (f *os.File, retry bool, err error) {
+	// Files only move up. If lf.f is not found at i it is above i by then, so a scan upwards never misses it
+	// while it exists.
+	for i := 1; i < lf.maxFiles; i++ {
+		st, err := os.Stat(lf.name(i))
+		if err != nil || !os.SameFile(st, lf.fi) {
+			continue
+		}
+		f, err := os.Open(lf.name(i - 1))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, true, nil // between the shim's rename and its create
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		// Still at i after the open: no rotation came between, so f is the successor.
+		if st, err := os.Stat(lf.name(i)); err == nil && os.SameFile(st, lf.fi) {
+			return f, false, nil
+		}
+		f.Close()
+		return nil, true, nil
+	}
+	// Deleted: max-file is 1, or this reader fell max-file rotations behind.
+	f, err = lf.openOldest()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, true, nil
+	}
+	return f, false, err
 }
 
 // logReader decodes json-file records, keeping an incomplete trailing line

@@ -143,8 +143,10 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	// exit record. Removing the directory here would let that old shim
 	// delete the new one's socket on its way out.
 	tPrep := time.Now()
+	logLim := containerLogLimits(c)
 	client, err := shim.Start(ctx, shim.Options{
 		ID: c.ID, Bundle: bundle, StateDir: d.stateDir(c.ID), LogPath: d.logPath(c.ID),
+		LogMaxSize: logLim.MaxSize, LogMaxFiles: logLim.MaxFiles,
 		Runtime: bin, RuntimeRoot: d.runtimeRoot(c.HostConfig.Runtime), ShimBinary: d.cfg.ShimBinary,
 		Terminal: c.Config.Tty, Stdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
 	})
