@@ -23,6 +23,16 @@ func (d *Daemon) ContainerUpdate(ctx context.Context, ref string, upd api.Update
 			return resp, errdefs.InvalidArgument("%s", err.Error())
 		}
 	}
+	// dockerd checks the request's own values first (400), then merges
+	// (409 on a conflict); a swap limit alone is fine in an update, as the
+	// memory limit it goes with may already be set.
+	alone := upd.Resources
+	if alone.Memory == 0 {
+		alone.MemorySwap = 0
+	}
+	if _, err := runtime.Resources(alone); err != nil {
+		return resp, err
+	}
 	c, err := d.Containers.Get(ref)
 	if err != nil {
 		return resp, err
