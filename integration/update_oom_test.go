@@ -185,6 +185,46 @@ func TestUpdateAPI(t *testing.T) {
 	if v, ok := cgroupFile(t, pid, "pids", "pids.max"); !ok || v != "40" {
 		t.Errorf("pids.max = %q (found %v), want 40", v, ok)
 	}
+	// A paused container is updated too; -1 lifts the pids limit.
+	must(t, d.Berth("pause", "upd-api"))
+	must(t, d.Berth("update", "--pids-limit", "-1", "upd-api"))
+	must(t, d.Berth("unpause", "upd-api"))
+	if v, ok := cgroupFile(t, pid, "pids", "pids.max"); !ok || v != "max" {
+		t.Errorf("pids.max after update of the paused container = %q (found %v), want max", v, ok)
+	}
+	// An auto-removed container keeps "no" as its restart policy.
+	must(t, d.Berth("run", "-d", "--rm", "--name", "upd-rm", "busybox", "sleep", "1000"))
+	r := d.Berth("update", "--restart", "always", "upd-rm")
+	if r.ExitCode != 1 || !strings.Contains(r.Stderr, "Restart policy cannot be updated because AutoRemove is enabled for the container") {
+		t.Errorf("restart policy of an auto-removed container: %s", r)
+	}
+	must(t, d.Berth("rm", "-f", "upd-rm"))
+}
+
+// TestOOMWhileDaemonDown: an OOM kill while no berthd runs is recorded by
+// the shim and shown once the next berthd has read the exit.
+func TestOOMWhileDaemonDown(t *testing.T) {
+	d := newDaemon(t)
+	dir := t.TempDir()
+	must(t, d.Berth("run", "-d", "--name", "oom-down", "-m", "16m", "--memory-swap", "16m", "-v", dir+":/s", "busybox", "sh", "-c",
+		"while [ ! -e /s/go ]; do sleep 0.05; done; x=1234567890; while :; do x=$x$x; done"))
+	pid := strings.TrimSpace(must(t, d.Berth("inspect", "-f", "{{.State.Pid}}", "oom-down")).Stdout)
+	d.Kill9()
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := os.Stat("/proc/" + pid)
+		return os.IsNotExist(err)
+	})
+	d.Restart()
+	waitFor(t, func() bool {
+		return strings.TrimSpace(d.Berth("inspect", "-f", "{{.State.Status}}", "oom-down").Stdout) == "exited"
+	})
+	if got := strings.TrimSpace(must(t, d.Berth("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom-down")).Stdout); got != "true 137" {
+		t.Errorf("OOMKilled and exit code after a daemon restart: %q, want \"true 137\"", got)
+	}
+	must(t, d.Berth("rm", "-f", "oom-down"))
 }
 
 func TestOOMKilled(t *testing.T) {
