@@ -103,6 +103,10 @@ func (d *Daemon) ContainerLogs(ctx context.Context, ref string, o LogsOptions, f
 
 const logPoll = 50 * time.Millisecond
 
+// followBurst is how much output one follow round must have read for the next round to start without the
+// poll's wait.
+const followBurst = 32 << 10
+
 func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOptions, fn func(LogMessage) error) error {
 	if !o.Stdout && !o.Stderr {
 		return errdefs.InvalidArgument("Bad parameters: you must choose at least one stream")
@@ -186,9 +190,12 @@ func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOpt
 	if !o.Follow {
 		return nil
 	}
+	var read int
+	counted := func(m LogMessage) error { read += len(m.Line); return emit(m) }
 	for {
 		running := d.stillRunning(c)
-		if err := r.scan(emit, true); err != nil {
+		read = 0
+		if err := r.scan(counted, true); err != nil {
 			return err
 		}
 		if !running {
@@ -197,6 +204,10 @@ func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOpt
 		}
 		if !o.Until.IsZero() && time.Now().After(o.Until) {
 			return nil
+		}
+		if read >= followBurst && ctx.Err() == nil {
+			// A burst of output: read on at once, so that a fast log is not rotated away under a sleeping reader.
+			continue
 		}
 		c.Lock()
 		changed := c.Changed()
