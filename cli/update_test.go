@@ -1,9 +1,16 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"io"
+	"net"
+	"net/http"
+	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
@@ -77,5 +84,68 @@ func TestUpdateFlagErrors(t *testing.T) {
 		if err := flags.Parse(args); err == nil {
 			t.Errorf("%v: parsed without error", args)
 		}
+	}
+}
+
+// TestUpdateCommand drives `berth update` against a stub daemon: each name
+// that worked is printed, failures go to stderr with exit status 1, and
+// the body is what dockerd expects.
+func TestUpdateCommand(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	bodies := map[string][]byte{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.47")
+		p := versionPrefix.ReplaceAllString(r.URL.Path, "")
+		b, _ := io.ReadAll(r.Body)
+		switch {
+		case p == "/_ping":
+			io.WriteString(w, "OK")
+		case p == "/containers/web/update" && r.Method == http.MethodPost:
+			mu.Lock()
+			bodies[p] = b
+			mu.Unlock()
+			jsonReply(w, 200, map[string]any{"Warnings": []string{}})
+		case p == "/containers/warn/update":
+			jsonReply(w, 200, map[string]any{"Warnings": []string{"careful"}})
+		default:
+			jsonReply(w, 404, map[string]string{"message": "No such container: nosuch"})
+		}
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := Run(context.Background(), append([]string{"-H", "unix://" + sock, "update"}, args...), strings.NewReader(""), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+
+	code, out, errOut := run("--memory", "64m", "--pids-limit", "5", "--restart", "on-failure:2", "web", "nosuch")
+	if code != 1 || out != "web\n" || !strings.Contains(errOut, "No such container: nosuch") {
+		t.Fatalf("update web nosuch: %d %q %q", code, out, errOut)
+	}
+	var got container.UpdateConfig
+	mu.Lock()
+	err = json.Unmarshal(bodies["/containers/web/update"], &got)
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Memory != 64<<20 || got.PidsLimit == nil || *got.PidsLimit != 5 || got.NanoCPUs != 0 ||
+		got.RestartPolicy != (container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 2}) {
+		t.Errorf("request body %s", bodies["/containers/web/update"])
+	}
+	if code, out, _ := run("--cpus", "1", "warn"); code != 0 || out != "warn\ncareful\n" {
+		t.Errorf("warnings: %d %q", code, out)
+	}
+	if code, _, errOut := run("web"); code != 1 || !strings.Contains(errOut, "you must provide one or more flags") {
+		t.Errorf("no flags: %d %q", code, errOut)
+	}
+	if code, _, errOut := run("--memory", "64m"); code != 1 || !strings.Contains(errOut, "requires at least 1 argument") {
+		t.Errorf("no container: %d %q", code, errOut)
 	}
 }
