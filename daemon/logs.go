@@ -157,34 +157,31 @@ func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOpt
 		return fn(m)
 	}
 	if o.Tail >= 0 {
-		// Keep the last Tail matching records of what is there now.
+		// Keep the last Tail matching records of what is there now, in every file: a ring, oldest at next
+		// once it is full.
 		var ring []LogMessage
-		if o.Tail > 0 {
-			ring = make([]LogMessage, 0, o.Tail)
-		}
+		next := 0
 		err := r.scan(func(m LogMessage) error {
-			if (m.Stream == "stdout" && !o.Stdout) || (m.Stream == "stderr" && !o.Stderr) {
+			if (m.Stream == "stdout" && !o.Stdout) || (m.Stream == "stderr" && !o.Stderr) || o.Tail == 0 {
 				return nil
 			}
-			if o.Tail == 0 {
+			if len(ring) < o.Tail {
+				ring = append(ring, m)
 				return nil
 			}
-			if len(ring) == o.Tail {
-				copy(ring, ring[1:])
-				ring = ring[:len(ring)-1]
-			}
-			ring = append(ring, m)
+			ring[next] = m
+			next = (next + 1) % o.Tail
 			return nil
 		}, o.Follow) // a record the shim is writing now is emitted by the follow loop
 		if err != nil {
 			return err
 		}
-		for _, m := range ring {
-			if err := emit(m); err != nil {
+		for i := range ring {
+			if err := emit(ring[(next+i)%len(ring)]); err != nil {
 				return err
 			}
 		}
-	} else if err := r.scan(emit, false); err != nil {
+	} else if err := r.scan(emit, o.Follow); err != nil {
 		return err
 	}
 	if !o.Follow {

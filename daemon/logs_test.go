@@ -163,6 +163,10 @@ func TestReadLogsRotated(t *testing.T) {
 		{"tail within the current file", 3, false, span(43, 45)},
 		{"tail across files", 12, false, span(34, 45)},
 		{"tail more than there is", 100, false, span(21, 45)},
+		{"tail exactly all", 25, false, span(21, 45)},
+		{"tail all but one", 24, false, span(22, 45)},
+		{"tail 1", 1, false, []int{45}},
+		{"huge tail allocates nothing up front", 1 << 40, false, span(21, 45)},
 		{"tail 0", 0, false, nil},
 		{"follow on an exited container returns", -1, true, span(21, 45)},
 	}
