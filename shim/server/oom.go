@@ -60,6 +60,10 @@ func oomFiles(procCgroup []byte, root string) []string {
 			continue
 		}
 		path := strings.TrimSuffix(parts[2], "/")
+		if path == "" {
+			// The root cgroup counts the whole host's OOM kills.
+			continue
+		}
 		if parts[0] == "0" && parts[1] == "" {
 			v2 = append(v2, root+path+"/memory.events", root+"/unified"+path+"/memory.events")
 			continue

@@ -16,8 +16,8 @@ func TestOOMFiles(t *testing.T) {
 	}{
 		{"v1 with hybrid", "9:name=systemd:/\n4:memory:/berth/c1\n1:cpu,cpuacct:/berth/c1\n0::/\n", []string{
 			"/r/memory/berth/c1/memory.oom_control",
-			"/r/memory.events", "/r/unified/memory.events",
 		}},
+		{"root cgroup only", "4:memory:/\n0::/\n", nil},
 		{"pure v2", "0::/berth/c1\n", []string{"/r/berth/c1/memory.events", "/r/unified/berth/c1/memory.events"}},
 		{"memory co-mounted", "3:cpu,memory:/x/\n", []string{"/r/cpu,memory/x/memory.oom_control", "/r/memory/x/memory.oom_control"}},
 		{"garbage", "nonsense\n5:memory:relative\n6:memory:/a/../b\n", nil},
