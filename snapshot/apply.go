@@ -3,6 +3,7 @@ package snapshot
 import (
 	"archive/tar"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"io/fs"
@@ -217,6 +218,9 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 			return errdefs.System("create directory %q: %w", rel, err)
 		}
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		if err := checkSparse(hdr); err != nil {
+			return err
+		}
 		// A plain blocking fd (not os.OpenFile's poller registration) and
 		// fchown/fchmod on it: fewer system calls per file, which counts
 		// when a layer holds tens of thousands.
@@ -224,7 +228,12 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 		if err != nil {
 			return errdefs.System("create file %q: %w", rel, err)
 		}
-		n, err := io.CopyBuffer(fdWriter(fd), ctxReader{ctx, r}, a.buffer())
+		var n int64
+		if sparse(hdr) {
+			n, err = copySparseFD(ctx, fd, r, a.buffer())
+		} else {
+			n, err = io.CopyBuffer(fdWriter(fd), ctxReader{ctx, r}, a.buffer())
+		}
 		a.size += n
 		if err == nil {
 			err = a.owned(hdr, func(uid, gid int) error { return unix.Fchown(fd, uid, gid) })
@@ -305,6 +314,106 @@ func (a *applier) meta(p string, hdr *tar.Header, isRoot bool) error {
 		}
 	}
 	return a.metaRest(p, hdr)
+}
+
+// sparse says whether a file's data in the tar is not its contents as they
+// are (GNU sparse files: a map and the data runs only).
+func sparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// maxSparseSize bounds the size a sparse file in a layer may claim. The tar
+// holds only its data runs, so a few bytes of archive could otherwise make
+// the unpack expand exabytes of zeros.
+const maxSparseSize = 256 << 30
+
+// checkSparse refuses a sparse entry that claims more than maxSparseSize.
+func checkSparse(hdr *tar.Header) error {
+	if sparse(hdr) && hdr.Size > maxSparseSize {
+		return errdefs.InvalidArgument("layer entry %q: sparse file of %d bytes (at most %d)", hdr.Name, hdr.Size, int64(maxSparseSize))
+	}
+	return nil
+}
+
+// copySparseFD copies a sparse file's contents to fd, seeking over whole
+// zero blocks so that the holes stay holes; it returns the bytes covered.
+func copySparseFD(ctx context.Context, fd int, r io.Reader, buf []byte) (int64, error) {
+	n, err := copyHoles(ctx, r, buf, 4096, func(p []byte) error {
+		_, err := fdWriter(fd).Write(p)
+		return err
+	}, func(n int64) error {
+		_, err := unix.Seek(fd, n, io.SeekCurrent)
+		return err
+	})
+	if err != nil {
+		return n, err
+	}
+	// A trailing hole: the size comes from truncating.
+	return n, unix.Ftruncate(fd, n)
+}
+
+// copyHoles reads r to its end in len(buf) pieces and passes them on in
+// blocks of bs bytes: runs of whole zero blocks to skip, the rest to write.
+// It returns the bytes read.
+func copyHoles(ctx context.Context, r io.Reader, buf []byte, bs int, write func([]byte) error, skip func(int64) error) (int64, error) {
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := io.ReadFull(r, buf)
+		for p := buf[:n]; len(p) > 0; {
+			// The longest run of whole zero blocks, or of anything else.
+			k := 0
+			for k+bs <= len(p) && allZero(p[k:k+bs]) {
+				k += bs
+			}
+			if k > 0 {
+				if serr := skip(int64(k)); serr != nil {
+					return total, serr
+				}
+			} else {
+				for k < len(p) && (k+bs > len(p) || !allZero(p[k:k+bs])) {
+					k += min(bs, len(p)-k)
+				}
+				if werr := write(p[:k]); werr != nil {
+					return total, werr
+				}
+			}
+			total += int64(k)
+			p = p[k:]
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// allZero reports whether p holds only zero bytes.
+func allZero(p []byte) bool {
+	for len(p) >= 8 {
+		if binary.NativeEndian.Uint64(p) != 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // fdWriter writes to a raw file descriptor.

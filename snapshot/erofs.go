@@ -314,6 +314,9 @@ func (b *imageBuilder) entry(ctx context.Context, hdr *tar.Header, r io.Reader) 
 		}
 		b.link(dir, base, n)
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		if err := checkSparse(hdr); err != nil {
+			return err
+		}
 		n := &enode{}
 		if err := b.setMeta(n, hdr, unix.S_IFREG); err != nil {
 			return err
@@ -453,7 +456,13 @@ func (b *imageBuilder) data(ctx context.Context, n *enode, hdr *tar.Header, r io
 		return nil
 	}
 	n.blkaddr = uint32(b.off >> b.bits)
-	written, err := io.CopyBuffer(b.w, ctxReader{ctx, r}, b.buf)
+	var written int64
+	var err error
+	if sparse(hdr) {
+		written, err = b.copySparse(ctx, r)
+	} else {
+		written, err = io.CopyBuffer(b.w, ctxReader{ctx, r}, b.buf)
+	}
 	b.off += written
 	b.size += written
 	n.size = uint64(written)
@@ -497,20 +506,6 @@ func discard(ctx context.Context, r io.Reader, buf []byte) (int64, error) {
 	}
 }
 
-// sparse says whether a file's data in the tar is not its contents as they
-// are (GNU sparse files: a map and the data runs only).
-func sparse(hdr *tar.Header) bool {
-	if hdr.Typeflag == tar.TypeGNUSparse {
-		return true
-	}
-	for k := range hdr.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			return true
-		}
-	}
-	return false
-}
-
 // inodeSlots is how many 32-byte slots an inode takes with its xattrs and
 // chunk index.
 func inodeSlots(n *enode) uint64 {
@@ -529,6 +524,22 @@ func chunkBits(size uint64) uint16 {
 		bits++
 	}
 	return bits
+}
+
+// copySparse copies a sparse file's contents into the data area, leaving
+// holes where whole blocks are zero; it returns the bytes covered. The data
+// area's blocks stay in the file's order, so the image stays flat.
+func (b *imageBuilder) copySparse(ctx context.Context, r io.Reader) (int64, error) {
+	return copyHoles(ctx, r, b.buf, int(b.bsize()), func(p []byte) error {
+		_, err := b.w.Write(p)
+		return err
+	}, func(n int64) error {
+		if err := b.w.Flush(); err != nil {
+			return err
+		}
+		_, err := b.f.Seek(n, io.SeekCurrent)
+		return err
+	})
 }
 
 // dirent is one directory entry in on-disk order.
