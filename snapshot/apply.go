@@ -52,6 +52,32 @@ func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
 	return a.size, nil
 }
 
+// What a layer entry's base name makes it.
+const (
+	plainEntry    = iota
+	opaqueEntry   // .wh..wh..opq: its directory hides what lower layers have there
+	metaEntry     // other .wh..wh.* names: aufs hard-link bookkeeping, not content
+	whiteoutEntry // .wh.<name>: <name> is deleted
+)
+
+// classifyEntry tells what the entry with base name base is and, for a
+// whiteout, which name it deletes.
+func classifyEntry(hdr *tar.Header, base string) (kind int, deleted string, err error) {
+	switch {
+	case base == whiteoutOpaque:
+		return opaqueEntry, "", nil
+	case strings.HasPrefix(base, whiteoutMeta):
+		return metaEntry, "", nil
+	case strings.HasPrefix(base, whiteoutPrefix):
+		name := base[len(whiteoutPrefix):]
+		if name == "" || name == "." || name == ".." {
+			return 0, "", errdefs.InvalidArgument("layer entry %q: invalid whiteout", hdr.Name)
+		}
+		return whiteoutEntry, name, nil
+	}
+	return plainEntry, "", nil
+}
+
 // eachEntry calls fn with every entry of the layer tar r and its data,
 // stopping at the first error or when ctx ends.
 func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader) error) error {
@@ -153,9 +179,14 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 		return a.meta(a.root, hdr, true)
 	}
 
-	switch {
-	case a.plain:
-	case base == whiteoutOpaque:
+	kind, deleted := plainEntry, ""
+	if !a.plain { // in a copy (CopyIn) .wh. names are ordinary files
+		if kind, deleted, err = classifyEntry(hdr, base); err != nil {
+			return err
+		}
+	}
+	switch kind {
+	case opaqueEntry:
 		parent, err := securejoin.SecureJoin(a.root, filepath.Dir(rel))
 		if err != nil {
 			return errdefs.InvalidArgument("resolve opaque whiteout %q: %w", hdr.Name, err)
@@ -167,14 +198,10 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error
 			return errdefs.System("mark %q opaque: %w", filepath.Dir(rel), err)
 		}
 		return nil
-	case strings.HasPrefix(base, whiteoutMeta):
-		// aufs hard-link bookkeeping and other metadata entries: not content.
+	case metaEntry:
 		return nil
-	case strings.HasPrefix(base, whiteoutPrefix):
-		name := base[len(whiteoutPrefix):]
-		if name == "" || name == "." || name == ".." {
-			return errdefs.InvalidArgument("layer entry %q: invalid whiteout", hdr.Name)
-		}
+	case whiteoutEntry:
+		name := deleted
 		parent, err := a.resolveParent(rel)
 		if err != nil {
 			return err

@@ -269,8 +269,12 @@ func (b *imageBuilder) entry(ctx context.Context, hdr *tar.Header, r io.Reader) 
 	if len(base) > erofsMaxName {
 		return errdefs.InvalidArgument("layer entry %q: name too long", hdr.Name)
 	}
-	switch {
-	case base == whiteoutOpaque:
+	kind, deleted, err := classifyEntry(hdr, base)
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case opaqueEntry:
 		dir, err := b.walk(filepath.Dir(rel))
 		if err != nil {
 			return err
@@ -280,18 +284,14 @@ func (b *imageBuilder) entry(ctx context.Context, hdr *tar.Header, r io.Reader) 
 		}
 		dir.xattrs[overlayOpaque] = "y"
 		return nil
-	case strings.HasPrefix(base, whiteoutMeta):
+	case metaEntry:
 		return nil
-	case strings.HasPrefix(base, whiteoutPrefix):
-		name := base[len(whiteoutPrefix):]
-		if name == "" || name == "." || name == ".." {
-			return errdefs.InvalidArgument("layer entry %q: invalid whiteout", hdr.Name)
-		}
+	case whiteoutEntry:
 		dir, err := b.walk(filepath.Dir(rel))
 		if err != nil {
 			return err
 		}
-		b.link(dir, name, &enode{mode: unix.S_IFCHR, mtime: b.now})
+		b.link(dir, deleted, &enode{mode: unix.S_IFCHR, mtime: b.now})
 		return nil
 	}
 
