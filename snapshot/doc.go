@@ -1,2 +1,2 @@
-// Package snapshot owns Berth's overlayfs snapshotter: one directory per unpacked layer and per container's writable layer.
+// Package snapshot owns Berth's overlayfs snapshotter: one read-only EROFS image (or directory) per unpacked layer and one directory per container's writable layer.
 package snapshot
