@@ -134,6 +134,12 @@ func (d *Daemon) Host() string { return "unix://" + d.Socket }
 func StartDaemon(t testing.TB, extraArgs ...string) *Daemon {
 	t.Helper()
 	RequireRoot(t)
+	// BERTH_TEST_DAEMON_ARGS runs every test daemon with more flags, e.g.
+	// "--storage-opt overlay2.layer-images=false" to test the directory
+	// layers kernels without file-backed EROFS get.
+	if more := strings.Fields(os.Getenv("BERTH_TEST_DAEMON_ARGS")); len(more) > 0 && !slices.Contains(extraArgs, "--storage-opt") {
+		extraArgs = append(extraArgs, more...)
+	}
 	if !slices.Contains(extraArgs, "--bridge") && !slices.Contains(extraArgs, "-b") {
 		// A private bridge and subnet per daemon: daemons in parallel test
 		// packages never share (or tear down) each other's network.
