@@ -25,6 +25,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"id dot-dot", func(o *Options) { o.ID = ".." }, false},
 		{"no bundle", func(o *Options) { o.Bundle = "" }, false},
 		{"no shim binary", func(o *Options) { o.ShimBinary = "" }, false},
+		{"no log (--log-driver none)", func(o *Options) { o.LogPath = "" }, true},
+		{"rotation without a log", func(o *Options) { o.LogPath, o.LogMaxSize = "", 1<<20 }, false},
 		{"state dir too long for a socket", func(o *Options) { o.StateDir = "/" + strings.Repeat("d", 100) }, false},
 	}
 	for _, tt := range tests {

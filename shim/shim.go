@@ -26,7 +26,7 @@ type Options struct {
 	ID          string // container id (64 hex)
 	Bundle      string // OCI bundle dir: config.json written, rootfs/ already mounted by the daemon
 	StateDir    string // dir for shim.sock, shim.pid, exit.json (the daemon passes <exec-root>/containers/<id>)
-	LogPath     string // json-file log (<data-root>/containers/<id>/<id>-json.log); open O_APPEND, create 0640
+	LogPath     string // json-file log (<data-root>/containers/<id>/<id>-json.log), open O_APPEND, create 0640; "": none
 	LogMaxSize  int64  // json-file max-size in bytes: rotate before the log grows past it; <= 0: never
 	LogMaxFiles int    // json-file max-file: files kept in all (<LogPath>, <LogPath>.1 ...); 0 means 1
 	Runtime     string // OCI runtime binary, e.g. "runc" or "/usr/sbin/runc"
@@ -65,8 +65,10 @@ func (o *Options) validate() error {
 	switch {
 	case !validID.MatchString(o.ID):
 		return errdefs.InvalidArgument("start shim: invalid container id %q", o.ID)
-	case o.Bundle == "", o.StateDir == "", o.LogPath == "", o.RuntimeRoot == "", o.ShimBinary == "":
-		return errdefs.InvalidArgument("start shim for container %s: Bundle, StateDir, LogPath, RuntimeRoot and ShimBinary are required", o.ID)
+	case o.Bundle == "", o.StateDir == "", o.RuntimeRoot == "", o.ShimBinary == "":
+		return errdefs.InvalidArgument("start shim for container %s: Bundle, StateDir, RuntimeRoot and ShimBinary are required", o.ID)
+	case o.LogPath == "" && (o.LogMaxSize > 0 || o.LogMaxFiles > 1):
+		return errdefs.InvalidArgument("start shim for container %s: log max-size and max-file need a LogPath", o.ID)
 	case o.LogMaxFiles < 0:
 		return errdefs.InvalidArgument("start shim for container %s: log max-file %d cannot be less than 1", o.ID, o.LogMaxFiles)
 	case o.LogMaxFiles > 1 && o.LogMaxSize <= 0:
@@ -121,8 +123,11 @@ func Start(ctx context.Context, o Options) (*Client, error) {
 	defer readyR.Close()
 
 	args := []string{filepath.Base(o.ShimBinary),
-		"-id", o.ID, "-bundle", o.Bundle, "-state-dir", o.StateDir, "-log-path", o.LogPath,
+		"-id", o.ID, "-bundle", o.Bundle, "-state-dir", o.StateDir,
 		"-runtime", o.Runtime, "-runtime-root", o.RuntimeRoot}
+	if o.LogPath != "" {
+		args = append(args, "-log-path", o.LogPath)
+	}
 	if o.LogMaxSize > 0 {
 		args = append(args, "-log-max-size", strconv.FormatInt(o.LogMaxSize, 10))
 		if o.LogMaxFiles > 1 {

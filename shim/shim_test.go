@@ -462,6 +462,40 @@ func TestAttachBeforeStart(t *testing.T) {
 	}
 }
 
+// TestNoLog is --log-driver none: without a LogPath the shim writes no log file, and an attached client still
+// gets both streams and the exit is recorded.
+func TestNoLog(t *testing.T) {
+	tc := newContainer(t, []string{"sh", "-c", `echo out; echo err >&2; exit 3`})
+	logPath := tc.opts.LogPath
+	tc.opts.LogPath = ""
+	c := tc.start(t)
+	ctx := context.Background()
+	var out, errb bytes.Buffer
+	attached, err := c.OpenAttach(ctx, nil, &out, &errb)
+	if err != nil {
+		t.Fatalf("OpenAttach: %v", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("Client.Start: %v", err)
+	}
+	if err := attached(); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if out.String() != "out\n" || errb.String() != "err\n" {
+		t.Errorf("attached stdout %q, stderr %q; want \"out\\n\", \"err\\n\"", out.String(), errb.String())
+	}
+	if e := wait(t, c); e.Code != 3 {
+		t.Errorf("exit code %d, want 3", e.Code)
+	}
+	waitShimGone(t, tc.opts.StateDir)
+	if e, err := ReadExit(tc.opts.StateDir); err != nil || e.Code != 3 {
+		t.Errorf("ReadExit: %+v, %v", e, err)
+	}
+	if logs, _ := filepath.Glob(filepath.Join(filepath.Dir(logPath), "*.log*")); len(logs) != 0 {
+		t.Errorf("log files written without a LogPath: %v", logs)
+	}
+}
+
 func TestStdinOnce(t *testing.T) {
 	tc := newContainer(t, []string{"sh", "-c", "cat; echo after-eof"}, withStdinOnce)
 	c := tc.start(t)

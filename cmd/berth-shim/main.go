@@ -20,8 +20,8 @@ const (
 	lockFd  = 4
 )
 
-const usage = `usage: berth-shim -id ID -bundle DIR -state-dir DIR -log-path FILE -runtime-root DIR
-       [-runtime BIN] [-log-max-size BYTES [-log-max-file N]] [-terminal] [-stdin] [-stdin-once]
+const usage = `usage: berth-shim -id ID -bundle DIR -state-dir DIR -runtime-root DIR [-runtime BIN]
+       [-log-path FILE [-log-max-size BYTES [-log-max-file N]]] [-terminal] [-stdin] [-stdin-once]
        (started by berthd, with a ready pipe on fd 3)
 `
 
@@ -91,6 +91,8 @@ func parseArgs(args []string) (server.Config, bool) {
 		return cfg, false
 	}
 	cfg.LogMaxFiles = int(maxFiles)
-	ok := cfg.ID != "" && cfg.Bundle != "" && cfg.StateDir != "" && cfg.LogPath != "" && cfg.RuntimeRoot != "" && cfg.Runtime != ""
+	// Without -log-path the output is not stored (--log-driver none); rotation then has nothing to rotate.
+	ok := cfg.ID != "" && cfg.Bundle != "" && cfg.StateDir != "" && cfg.RuntimeRoot != "" && cfg.Runtime != "" &&
+		(cfg.LogPath != "" || cfg.LogMaxSize == 0 && cfg.LogMaxFiles == 0)
 	return cfg, ok
 }

@@ -22,9 +22,9 @@ type Config struct {
 	ID          string
 	Bundle      string
 	StateDir    string
-	LogPath     string
-	LogMaxSize  int64 // rotate the log before it grows past this many bytes; <= 0: never
-	LogMaxFiles int   // log files kept in all when rotating; 0 means 1
+	LogPath     string // "": keep no log (--log-driver none)
+	LogMaxSize  int64  // rotate the log before it grows past this many bytes; <= 0: never
+	LogMaxFiles int    // log files kept in all when rotating; 0 means 1
 	Runtime     string
 	RuntimeRoot string
 	Terminal    bool
@@ -105,22 +105,29 @@ func (s *shim) create() error {
 		cfg.Runtime = p
 	}
 
-	logFile, err := openLogFile(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles)
-	if err != nil {
-		return errors.New("open container log: " + err.Error())
+	// Without a log path (--log-driver none) the output is only passed to attached clients.
+	var jl *jsonLog
+	closeLog := func() {}
+	if cfg.LogPath != "" {
+		lf, err := openLogFile(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles)
+		if err != nil {
+			return errors.New("open container log: " + err.Error())
+		}
+		jl = &jsonLog{f: lf, now: time.Now}
+		closeLog = func() { lf.Close() }
 	}
-	jl := &jsonLog{f: logFile, now: time.Now}
 
+	var err error
 	sock := s.path(proto.SocketFile)
 	os.Remove(sock)
 	if s.ln, err = listenUnix(sock); err != nil {
-		logFile.Close()
+		closeLog()
 		return err
 	}
 	fail := func(err error) error {
 		s.ln.Close()
 		os.Remove(sock)
-		logFile.Close()
+		closeLog()
 		return err
 	}
 
@@ -244,15 +251,19 @@ func (s *shim) create() error {
 
 	streams := []string{"stdout", "stderr"}
 	for i, f := range s.outputs {
+		var lw *lineLog
+		if jl != nil {
+			lw = jl.stream(streams[i])
+		}
 		s.copied.Add(1)
-		go s.copyOutput(f, byte(i+1), jl.stream(streams[i]))
+		go s.copyOutput(f, byte(i+1), lw)
 	}
 	go func() {
 		s.copied.Wait()
-		if jl.err != nil {
+		if jl != nil && jl.err != nil {
 			s.log.printf("writing the container log failed: ", jl.err.Error())
 		}
-		logFile.Close()
+		closeLog()
 	}()
 	if err := writeFileAtomic(s.path(proto.PidFile), []byte(strconv.Itoa(os.Getpid()))); err != nil {
 		s.log.printf("write ", proto.PidFile, ": ", err.Error())
@@ -260,14 +271,16 @@ func (s *shim) create() error {
 	return nil
 }
 
-// copyOutput copies one output stream into the log and to the attached clients until it ends.
+// copyOutput copies one output stream into the log (unless lw is nil) and to the attached clients until it ends.
 func (s *shim) copyOutput(f *os.File, stream byte, lw *lineLog) {
 	defer s.copied.Done()
 	buf := make([]byte, 16<<10)
 	for {
 		n, err := f.Read(buf)
 		if n > 0 {
-			lw.Write(buf[:n])
+			if lw != nil {
+				lw.Write(buf[:n])
+			}
 			s.hub.publish(stream, buf[:n])
 		}
 		if err != nil {
@@ -278,7 +291,9 @@ func (s *shim) copyOutput(f *os.File, stream byte, lw *lineLog) {
 			break
 		}
 	}
-	lw.Close()
+	if lw != nil {
+		lw.Close()
+	}
 }
 
 // waitExit waits for the init, drains its output, records the exit, answers the waiters, deletes the runtime's
