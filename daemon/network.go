@@ -92,6 +92,9 @@ func endpointConfigs(mode api.NetworkMode, nc *network.NetworkingConfig) ([]bnet
 func (d *Daemon) prepareNetworking(ctx context.Context, c *container.Container, nc *network.NetworkingConfig) error {
 	hc := c.HostConfig
 	mode := hc.NetworkMode
+	if err := d.registerLinks(c); err != nil {
+		return err
+	}
 	if _, err := portRequests(c); err != nil {
 		return err
 	}
@@ -361,6 +364,9 @@ func (d *Daemon) writeEtcFiles(c *container.Container) (etcFiles, error) {
 				embedded = true
 			}
 		}
+	}
+	if err := d.writeLinkHosts(&hosts, c); err != nil {
+		return f, err
 	}
 	resolv := resolvConf(c.HostConfig.DNS, c.HostConfig.DNSSearch, c.HostConfig.DNSOptions)
 	if embedded {
