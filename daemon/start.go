@@ -124,7 +124,7 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 		return err
 	}
 	spec, err := runtime.GenerateSpec(runtime.SpecOptions{
-		ID: c.ID, Config: c.Config, HostConfig: hc, Rootfs: rootfs,
+		ID: c.ID, Config: d.linkEnvConfig(c), HostConfig: hc, Rootfs: rootfs,
 		HostnamePath: files.hostname, HostsPath: files.hosts, ResolvConfPath: files.resolv,
 		InitPath: d.cfg.InitPath, CgroupParent: d.cfg.CgroupParent, NetNSPath: netnsPath,
 	})
