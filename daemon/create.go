@@ -37,6 +37,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, o CreateOptions) (api.Crea
 	if cfg.Image == "" {
 		return api.CreateResponse{}, errdefs.InvalidArgument("no image specified")
 	}
+	hc.LogConfig = withDefaultLogConfig(hc.LogConfig, d.cfg.LogConfig)
 	if err := validateHostConfig(hc); err != nil {
 		return api.CreateResponse{}, err
 	}
@@ -65,9 +66,6 @@ func (d *Daemon) ContainerCreate(ctx context.Context, o CreateOptions) (api.Crea
 	}
 	if len(merged.Entrypoint) == 0 && len(merged.Cmd) == 0 {
 		return api.CreateResponse{}, errdefs.InvalidArgument("no command specified")
-	}
-	if hc.LogConfig.Type == "" {
-		hc.LogConfig.Type = "json-file"
 	}
 	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
 		hc.NetworkMode = "bridge"
@@ -121,13 +119,7 @@ func validateHostConfig(hc *api.HostConfig) error {
 	if hc.AutoRemove && !hc.RestartPolicy.IsNone() {
 		return errdefs.InvalidArgument("can't create 'AutoRemove' container with restart policy")
 	}
-	if hc.LogConfig.Type != "" && hc.LogConfig.Type != "json-file" {
-		return errdefs.InvalidArgument("logging driver %q is not supported: berthd writes json-file logs", hc.LogConfig.Type)
-	}
-	if _, err := parseLogOpts(hc.LogConfig.Config); err != nil {
-		return err
-	}
-	return nil
+	return validateLogConfig(hc.LogConfig)
 }
 
 // mergeImageConfig applies the image's defaults under the request, as

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/snapshot"
 	"github.com/berth-dev/berth/volume"
+	api "github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 )
@@ -44,6 +46,8 @@ type Config struct {
 	// LayerImages (--storage-opt overlay2.layer-images=auto|true|false):
 	// unpack layers into EROFS images.
 	LayerImages snapshot.LayerImages
+	// LogConfig (--log-driver, --log-opt) is the log driver and options of containers created without one.
+	LogConfig api.LogConfig
 }
 
 // Daemon owns every service berthd runs.
@@ -87,6 +91,10 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	if _, ok := cfg.Runtimes[cfg.DefaultRuntime]; !ok {
 		return nil, errdefs.InvalidArgument("default runtime %q is not configured", cfg.DefaultRuntime)
+	}
+	cfg.LogConfig.Type = cmp.Or(cfg.LogConfig.Type, logDriverJSONFile)
+	if err := validateLogConfig(cfg.LogConfig); err != nil {
+		return nil, fmt.Errorf("default log driver (--log-driver, --log-opt): %w", err)
 	}
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "berth"

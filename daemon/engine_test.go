@@ -58,6 +58,8 @@ func TestValidateHostConfig(t *testing.T) {
 		{"empty", api.HostConfig{}, true},
 		{"json-file", api.HostConfig{LogConfig: api.LogConfig{Type: "json-file"}}, true},
 		{"syslog", api.HostConfig{LogConfig: api.LogConfig{Type: "syslog"}}, false},
+		{"none", api.HostConfig{LogConfig: api.LogConfig{Type: "none"}}, true},
+		{"none with options", api.HostConfig{LogConfig: api.LogConfig{Type: "none", Config: map[string]string{"max-size": "1m"}}}, false},
 		{"bad restart", api.HostConfig{RestartPolicy: api.RestartPolicy{Name: "sometimes"}}, false},
 		{"negative retries", api.HostConfig{RestartPolicy: api.RestartPolicy{Name: "on-failure", MaximumRetryCount: -1}}, false},
 		{"retries without on-failure", api.HostConfig{RestartPolicy: api.RestartPolicy{Name: "always", MaximumRetryCount: 3}}, false},

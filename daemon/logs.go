@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"strconv"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/docker/go-units"
+	api "github.com/moby/moby/api/types/container"
 )
 
 // LogsOptions are the query parameters of GET /containers/{id}/logs.
@@ -78,6 +81,57 @@ func parseLogOpts(opts map[string]string) (logLimits, error) {
 	return l, nil
 }
 
+// The log drivers berthd serves: json-file, written by the shim, and none, which stores nothing.
+const (
+	logDriverJSONFile = "json-file"
+	logDriverNone     = "none"
+)
+
+// validateLogConfig checks a log driver and its options, a container's or the daemon's default, as dockerd
+// (and, for none with options, docker's CLI) does.
+func validateLogConfig(lc api.LogConfig) error {
+	switch lc.Type {
+	case "", logDriverJSONFile:
+		_, err := parseLogOpts(lc.Config)
+		return err
+	case logDriverNone:
+		if len(lc.Config) > 0 {
+			return errdefs.InvalidArgument("invalid logging opts for driver none")
+		}
+		return nil
+	}
+	return errdefs.InvalidArgument("logging driver %q is not supported: berthd writes json-file logs (or none)", lc.Type)
+}
+
+// withDefaultLogConfig gives a container created without a log driver the daemon's, and one that names the
+// daemon's driver the daemon's options it does not set itself, as dockerd merges them.
+func withDefaultLogConfig(lc, def api.LogConfig) api.LogConfig {
+	if lc.Type == "" {
+		lc.Type = cmp.Or(def.Type, logDriverJSONFile)
+	}
+	if lc.Type != def.Type || len(def.Config) == 0 {
+		return lc
+	}
+	merged := make(map[string]string, len(def.Config)+len(lc.Config))
+	maps.Copy(merged, def.Config)
+	maps.Copy(merged, lc.Config)
+	lc.Config = merged
+	return lc
+}
+
+// logNotStored reports whether c's driver keeps no log (none): there is no file and nothing to read.
+func logNotStored(c *container.Container) bool {
+	return c.HostConfig != nil && c.HostConfig.LogConfig.Type == logDriverNone
+}
+
+// containerLogPath is the file c's log is written to, or "" when its driver keeps none.
+func (d *Daemon) containerLogPath(c *container.Container) string {
+	if logNotStored(c) {
+		return ""
+	}
+	return d.logPath(c.ID)
+}
+
 // containerLogLimits are the rotation limits of c's log. A record from before this was validated reads as
 // unlimited.
 func containerLogLimits(c *container.Container) logLimits {
@@ -110,6 +164,9 @@ const followBurst = 32 << 10
 func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOptions, fn func(LogMessage) error) error {
 	if !o.Stdout && !o.Stderr {
 		return errdefs.InvalidArgument("Bad parameters: you must choose at least one stream")
+	}
+	if logNotStored(c) {
+		return errdefs.NotImplemented("configured logging driver does not support reading")
 	}
 	// Like dockerd, follow only what runs: on a created or exited
 	// container, follow returns once the log is read.

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,6 +143,88 @@ func span(from, to int) []int {
 		out = append(out, i)
 	}
 	return out
+}
+
+func TestValidateLogConfig(t *testing.T) {
+	tests := []struct {
+		lc      api.LogConfig
+		errPart string // "" = valid
+	}{
+		{api.LogConfig{}, ""},
+		{api.LogConfig{Type: "json-file"}, ""},
+		{api.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m", "max-file": "2"}}, ""},
+		{api.LogConfig{Type: "none"}, ""},
+		{api.LogConfig{Type: "none", Config: map[string]string{}}, ""},
+		{api.LogConfig{Type: "none", Config: map[string]string{"max-size": "1m"}}, "invalid logging opts for driver none"},
+		{api.LogConfig{Type: "none", Config: map[string]string{"tag": "x"}}, "invalid logging opts for driver none"},
+		{api.LogConfig{Type: "json-file", Config: map[string]string{"tag": "x"}}, "unknown log opt 'tag' for json-file log driver"},
+		{api.LogConfig{Type: "syslog"}, `logging driver "syslog" is not supported: berthd writes json-file logs (or none)`},
+		{api.LogConfig{Type: "None"}, `logging driver "None" is not supported`},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.lc), func(t *testing.T) {
+			err := validateLogConfig(tt.lc)
+			if tt.errPart == "" {
+				if err != nil {
+					t.Errorf("validateLogConfig: %v", err)
+				}
+				return
+			}
+			if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), tt.errPart) {
+				t.Errorf("validateLogConfig: %v, want invalid argument containing %q", err, tt.errPart)
+			}
+		})
+	}
+}
+
+func TestWithDefaultLogConfig(t *testing.T) {
+	rot := map[string]string{"max-size": "10m", "max-file": "3"}
+	tests := []struct {
+		name    string
+		lc, def api.LogConfig
+		want    api.LogConfig
+	}{
+		{"no daemon default", api.LogConfig{}, api.LogConfig{}, api.LogConfig{Type: "json-file"}},
+		{"daemon's driver", api.LogConfig{}, api.LogConfig{Type: "none"}, api.LogConfig{Type: "none"}},
+		{"daemon's driver and options", api.LogConfig{}, api.LogConfig{Type: "json-file", Config: rot},
+			api.LogConfig{Type: "json-file", Config: rot}},
+		{"same driver: the container's options win", api.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m"}},
+			api.LogConfig{Type: "json-file", Config: rot},
+			api.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m", "max-file": "3"}}},
+		{"other driver: no daemon options", api.LogConfig{Type: "none"}, api.LogConfig{Type: "json-file", Config: rot},
+			api.LogConfig{Type: "none"}},
+		{"json-file over a none default", api.LogConfig{Type: "json-file"}, api.LogConfig{Type: "none"},
+			api.LogConfig{Type: "json-file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := withDefaultLogConfig(tt.lc, tt.def); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("withDefaultLogConfig = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	if rot["max-size"] != "10m" || len(rot) != 2 {
+		t.Errorf("the daemon's options were changed: %v", rot)
+	}
+}
+
+// TestReadLogsNone: a container with --log-driver none has no log to read, and says so as dockerd does; its
+// inspect shows no log path.
+func TestReadLogsNone(t *testing.T) {
+	d := &Daemon{cfg: Config{DataRoot: t.TempDir()}}
+	c := &container.Container{ID: strings.Repeat("cd", 32), State: container.State{Status: api.StateExited},
+		HostConfig: &api.HostConfig{LogConfig: api.LogConfig{Type: "none"}}}
+	err := d.readLogs(context.Background(), c, LogsOptions{Stdout: true, Tail: -1}, func(LogMessage) error { return nil })
+	if !errors.Is(err, errdefs.ErrNotImplemented) || err.Error() != "configured logging driver does not support reading" {
+		t.Errorf("readLogs: %v, want not implemented: configured logging driver does not support reading", err)
+	}
+	if p := d.containerLogPath(c); p != "" {
+		t.Errorf("containerLogPath = %q, want none", p)
+	}
+	c.HostConfig.LogConfig.Type = "json-file"
+	if p := d.containerLogPath(c); p != d.logPath(c.ID) {
+		t.Errorf("containerLogPath of json-file = %q, want %q", p, d.logPath(c.ID))
+	}
 }
 
 // TestReadLogsRotated reads an exited container's rotated log: oldest file first, --tail across files.

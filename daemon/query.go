@@ -28,7 +28,7 @@ func (d *Daemon) ContainerInspect(ctx context.Context, ref string, size bool) (*
 		ResolvConfPath: d.containerDir(c.ID) + "/resolv.conf",
 		HostnamePath:   d.containerDir(c.ID) + "/hostname",
 		HostsPath:      d.containerDir(c.ID) + "/hosts",
-		LogPath:        d.logPath(c.ID),
+		LogPath:        d.containerLogPath(c),
 		Name:           c.Name, RestartCount: c.State.RestartCount, Driver: c.Driver, Platform: "linux",
 		ExecIDs:    d.execIDs(c),
 		HostConfig: c.HostConfig, Config: c.Config,

@@ -145,7 +145,7 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) (retErr erro
 	tPrep := time.Now()
 	logLim := containerLogLimits(c)
 	client, err := shim.Start(ctx, shim.Options{
-		ID: c.ID, Bundle: bundle, StateDir: d.stateDir(c.ID), LogPath: d.logPath(c.ID),
+		ID: c.ID, Bundle: bundle, StateDir: d.stateDir(c.ID), LogPath: d.containerLogPath(c),
 		LogMaxSize: logLim.MaxSize, LogMaxFiles: logLim.MaxFiles,
 		Runtime: bin, RuntimeRoot: d.runtimeRoot(c.HostConfig.Runtime), ShimBinary: d.cfg.ShimBinary,
 		Terminal: c.Config.Tty, Stdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,

@@ -74,7 +74,7 @@ func (d *Daemon) Info(ctx context.Context) system.Info {
 		Images: len(images), Driver: "overlay2", DriverStatus: [][2]string{{"Backing Filesystem", "overlayfs"}, {"Layers", layers}},
 		MemoryLimit: true, SwapLimit: true, CPUCfsPeriod: true, CPUCfsQuota: true, CPUShares: true, CPUSet: true, PidsLimit: true,
 		IPv4Forwarding: true, NFd: countFDs(), NGoroutines: goruntime.NumGoroutine(), SystemTime: time.Now().Format(time.RFC3339Nano),
-		LoggingDriver: "json-file", CgroupDriver: "cgroupfs", CgroupVersion: cgroupVersion,
+		LoggingDriver: d.cfg.LogConfig.Type, CgroupDriver: "cgroupfs", CgroupVersion: cgroupVersion,
 		NEventsListener: d.Events.Listeners(), KernelVersion: KernelVersion(), OperatingSystem: osRelease(),
 		OSType: "linux", Architecture: archName(), IndexServerAddress: "https://index.docker.io/v1/",
 		NCPU: goruntime.NumCPU(), MemTotal: int64(si.Totalram) * int64(si.Unit), DockerRootDir: d.cfg.DataRoot,
