@@ -37,6 +37,7 @@ type ContainerOptions struct {
 	VolumesFrom  []string
 	Network      string
 	NetworkAlias []string
+	Link         []string
 	Memory       MemBytes
 	MemorySwap   MemBytes
 	CPUs         NanoCPUs
@@ -107,6 +108,7 @@ func AddContainerFlags(flags *pflag.FlagSet) *ContainerOptions {
 	flags.StringVar(&o.Network, "net", "", "Connect a container to a network")
 	_ = flags.MarkHidden("net")
 	flags.StringArrayVar(&o.NetworkAlias, "network-alias", nil, "Add network-scoped alias for the container")
+	flags.StringArrayVar(&o.Link, "link", nil, "Add link to another container")
 	flags.VarP(&o.Memory, "memory", "m", "Memory limit")
 	flags.Var(&o.MemorySwap, "memory-swap", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
 	flags.Var(&o.CPUs, "cpus", "Number of CPUs")
@@ -407,6 +409,7 @@ func Parse(flags *pflag.FlagSet, o *ContainerOptions, detach bool) (*ContainerCo
 		DNSOptions:      o.DNSOptions,
 		DNSSearch:       o.DNSSearch,
 		ExtraHosts:      extraHosts,
+		Links:           o.Link,
 		GroupAdd:        o.GroupAdd,
 		IpcMode:         container.IpcMode(o.IpcMode),
 		PidMode:         container.PidMode(o.PidMode),

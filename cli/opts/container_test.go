@@ -118,6 +118,11 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("ulimits %+v", r.Ulimits)
 			}
 		}},
+		{"links", []string{"--link", "db:database", "--link", "cache", "busybox"}, false, func(t *testing.T, cc *ContainerConfig) {
+			if want := []string{"db:database", "cache"}; !reflect.DeepEqual(cc.HostConfig.Links, want) {
+				t.Errorf("links %v, want %v", cc.HostConfig.Links, want)
+			}
+		}},
 		{"security and misc", []string{"--rm", "--init", "--privileged", "--read-only", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--sysctl", "net.ipv4.ip_forward=1", "--group-add", "10", "--dns", "1.1.1.1", "--add-host", "h:10.0.0.1", "--stop-signal", "SIGUSR1", "--stop-timeout", "3", "--restart", "no", "-h", "box", "--name", "n", "--entrypoint", "/bin/sh", "--network", "none", "busybox"}, false, func(t *testing.T, cc *ContainerConfig) {
 			h := cc.HostConfig
 			if !h.AutoRemove || h.Init == nil || !*h.Init || !h.Privileged || !h.ReadonlyRootfs {
