@@ -123,7 +123,7 @@ func AddContainerFlags(flags *pflag.FlagSet) *ContainerOptions {
 	flags.StringArrayVar(&o.Tmpfs, "tmpfs", nil, "Mount a tmpfs directory")
 	flags.StringVar(&o.StopSignal, "stop-signal", "", "Signal to stop the container")
 	flags.IntVar(&o.StopTimeout, "stop-timeout", 0, "Timeout (in seconds) to stop a container")
-	flags.StringVar(&o.LogDriver, "log-driver", "", "Logging driver for the container (only json-file)")
+	flags.StringVar(&o.LogDriver, "log-driver", "", "Logging driver for the container (json-file or none)")
 	flags.StringArrayVar(&o.LogOpts, "log-opt", nil, "Log driver options")
 	flags.StringVar(&o.Platform, "platform", os.Getenv("DOCKER_DEFAULT_PLATFORM"), "Set platform if server is multi-platform capable")
 	flags.StringVar(&o.Pull, "pull", "missing", `Pull image before running ("missing", "never")`)
@@ -336,8 +336,9 @@ func Parse(flags *pflag.FlagSet, o *ContainerOptions, detach bool) (*ContainerCo
 	}
 
 	logCfg := container.LogConfig{Type: o.LogDriver}
-	if o.LogDriver != "" && o.LogDriver != "json-file" {
-		return nil, fmt.Errorf("unsupported log driver %q: berth supports only json-file", o.LogDriver)
+	// As docker's CLI: options with none are refused here, the drivers and their options by the daemon.
+	if o.LogDriver == "none" && len(o.LogOpts) > 0 {
+		return nil, fmt.Errorf("invalid logging opts for driver %s", o.LogDriver)
 	}
 	if len(o.LogOpts) > 0 {
 		logCfg.Config = ConvertKVStringsToMap(o.LogOpts)

@@ -167,6 +167,16 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("labels %v", cc.Config.Labels)
 			}
 		}},
+		{"log driver none", []string{"--log-driver", "none", "busybox"}, false, func(t *testing.T, cc *ContainerConfig) {
+			if lc := cc.HostConfig.LogConfig; lc.Type != "none" || len(lc.Config) != 0 {
+				t.Errorf("log config %+v", lc)
+			}
+		}},
+		{"other log drivers are the daemon's to judge", []string{"--log-driver", "syslog", "busybox"}, false, func(t *testing.T, cc *ContainerConfig) {
+			if cc.HostConfig.LogConfig.Type != "syslog" {
+				t.Errorf("log config %+v", cc.HostConfig.LogConfig)
+			}
+		}},
 		{"init and pids unset stay nil", []string{"busybox"}, false, func(t *testing.T, cc *ContainerConfig) {
 			if cc.HostConfig.Init != nil || cc.HostConfig.PidsLimit != nil || cc.Config.StopTimeout != nil {
 				t.Errorf("unset pointers were set")
@@ -195,7 +205,7 @@ func TestParseFlagErrors(t *testing.T) {
 		{[]string{"--restart", "always:3", "busybox"}, "invalid restart policy: maximum retry count can only be used with 'on-failure'"},
 		{[]string{"-v", "relative", "busybox"}, `invalid volume specification: 'relative': invalid mount config for type "volume": invalid mount path: 'relative' mount path must be absolute`},
 		{[]string{"--mount", "type=bind,dst=/x", "busybox"}, `invalid argument "type=bind,dst=/x" for "--mount" flag: source is required when specifying bind mount`},
-		{[]string{"--log-driver", "syslog", "busybox"}, `unsupported log driver "syslog": berth supports only json-file`},
+		{[]string{"--log-driver", "none", "--log-opt", "max-size=1m", "busybox"}, "invalid logging opts for driver none"},
 		{[]string{"-a", "stdweird", "busybox"}, `invalid argument "stdweird" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`},
 		{[]string{"--dns", "notanip", "busybox"}, `invalid argument "notanip" for "--dns" flag: ip address is not correctly formatted: notanip`},
 		{[]string{"--add-host", "nohost", "busybox"}, `invalid argument "nohost" for "--add-host" flag: bad format for add-host: "nohost"`},

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/snapshot"
 	"github.com/berth-dev/berth/version"
+	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
 )
 
@@ -39,6 +40,8 @@ type options struct {
 	insecureRegistries []string
 	registryMirrors    []string
 	storageOpts        []string
+	logDriver          string
+	logOpts            []string
 }
 
 // New returns the berthd root command.
@@ -64,6 +67,8 @@ func New() *cobra.Command {
 	f.StringVar(&o.cgroupParent, "cgroup-parent", "berth", "Parent cgroup for all containers")
 	f.StringArrayVar(&o.insecureRegistries, "insecure-registry", nil, "Registry (host[:port] or CIDR) that may be reached over plain HTTP")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil, "Preferred registry mirror for docker.io (http:// or https:// URL)")
+	f.StringVar(&o.logDriver, "log-driver", "json-file", `Default log driver for containers ("json-file"|"none")`)
+	f.StringArrayVar(&o.logOpts, "log-opt", nil, "Default log driver options for containers (KEY=VALUE; json-file: max-size, max-file)")
 	f.StringArrayVar(&o.storageOpts, "storage-opt", nil, `Storage driver options: overlay2.layer-images=auto|true|false (unpack layers into EROFS images)`)
 	f.StringVarP(&o.bridge, "bridge", "b", "berth0", "Attach containers to a network bridge")
 	f.StringVar(&o.bip, "bip", "", "Network bridge IP (CIDR), e.g. 10.1.2.1/24 (default: a free private /16)")
@@ -121,6 +126,11 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
+	logOpts, err := parseLogOpts(o.logOpts)
+	if err != nil {
+		return err
+	}
+
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := daemon.New(ctx, daemon.Config{
@@ -129,6 +139,7 @@ func run(ctx context.Context, o options) error {
 		Bridge: o.bridge, BIP: o.bip, NoIPTables: !o.iptables,
 		InsecureRegistries: o.insecureRegistries, RegistryMirrors: o.registryMirrors,
 		LayerImages: layerImages,
+		LogConfig:   container.LogConfig{Type: o.logDriver, Config: logOpts},
 	})
 	if err != nil {
 		return err
@@ -194,4 +205,21 @@ func listen(host string) (net.Listener, error) {
 		return l, nil
 	}
 	return nil, fmt.Errorf("invalid -H %q: unsupported protocol %q", host, proto)
+}
+
+// parseLogOpts turns the --log-opt KEY=VALUE flags into the daemon's default log options (nil for none). The
+// daemon checks the keys and values against the driver.
+func parseLogOpts(flags []string) (map[string]string, error) {
+	var opts map[string]string
+	for _, f := range flags {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("invalid --log-opt %q: want KEY=VALUE", f)
+		}
+		if opts == nil {
+			opts = map[string]string{}
+		}
+		opts[k] = v
+	}
+	return opts, nil
 }
