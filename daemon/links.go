@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -40,6 +41,8 @@ const (
 	errNoneNetworkAndLinks      = "conflicting options: none type network can't be used with links. This would result in undefined behavior"
 )
 
+var validLinkAlias = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
 // parseLink splits a --link value into the linked container's name and the
 // alias the linking container uses (the name when none is given). It also
 // reads the stored form "/child:/parent/alias", as dockerd's opts.ParseLink.
@@ -52,7 +55,7 @@ func parseLink(val string) (name, alias string, err error) {
 	case len(parts) > 2:
 		return "", "", errdefs.InvalidArgument("bad format for links: %s", val)
 	case len(parts) == 1:
-		name, alias = val, val
+		name, alias = val, strings.TrimPrefix(val, "/")
 	case strings.HasPrefix(parts[0], "/"):
 		name, alias = parts[0][1:], path.Base(parts[1])
 	default:
@@ -64,7 +67,7 @@ func parseLink(val string) (name, alias string, err error) {
 	}
 	// The alias becomes a host name in /etc/hosts and part of variable
 	// names: hold it to container names' alphabet.
-	if !container.ValidName(alias) {
+	if !validLinkAlias.MatchString(alias) {
 		return "", "", errdefs.InvalidArgument("invalid link alias %q in %s: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", alias, val)
 	}
 	return name, alias, nil
