@@ -24,6 +24,9 @@ type LogsOptions struct {
 	Follow         bool
 	Tail           int // -1 = all
 	Since, Until   time.Time
+	// Streaming, if set, is called once the request is known good, before the first record: where an
+	// HTTP handler writes its response head, so that a refusal can still be an error status.
+	Streaming func()
 }
 
 // LogMessage is one json-file log record.
@@ -167,6 +170,9 @@ func (d *Daemon) readLogs(ctx context.Context, c *container.Container, o LogsOpt
 	}
 	if logNotStored(c) {
 		return errdefs.NotImplemented("configured logging driver does not support reading")
+	}
+	if o.Streaming != nil {
+		o.Streaming()
 	}
 	// Like dockerd, follow only what runs: on a created or exited
 	// container, follow returns once the log is read.

@@ -214,9 +214,14 @@ func TestReadLogsNone(t *testing.T) {
 	d := &Daemon{cfg: Config{DataRoot: t.TempDir()}}
 	c := &container.Container{ID: strings.Repeat("cd", 32), State: container.State{Status: api.StateExited},
 		HostConfig: &api.HostConfig{LogConfig: api.LogConfig{Type: "none"}}}
-	err := d.readLogs(context.Background(), c, LogsOptions{Stdout: true, Tail: -1}, func(LogMessage) error { return nil })
+	streaming := false
+	o := LogsOptions{Stdout: true, Tail: -1, Streaming: func() { streaming = true }}
+	err := d.readLogs(context.Background(), c, o, func(LogMessage) error { return nil })
 	if !errors.Is(err, errdefs.ErrNotImplemented) || err.Error() != "configured logging driver does not support reading" {
 		t.Errorf("readLogs: %v, want not implemented: configured logging driver does not support reading", err)
+	}
+	if streaming {
+		t.Error("readLogs said it was streaming before refusing: the response head would be 200")
 	}
 	if p := d.containerLogPath(c); p != "" {
 		t.Errorf("containerLogPath = %q, want none", p)

@@ -251,8 +251,10 @@ func (s *Server) getContainerLogs(ctx context.Context, w http.ResponseWriter, r 
 	timestamps := boolValue(r, "timestamps")
 	tty := c.Config.Tty
 	fw := newFlushWriter(w)
-	fw.Header().Set("Content-Type", streamContentType(apiVersion(ctx), tty))
-	fw.WriteHeader(http.StatusOK)
+	o.Streaming = func() { // not before: a log that cannot be read is an error status (--log-driver none)
+		fw.Header().Set("Content-Type", streamContentType(apiVersion(ctx), tty))
+		fw.WriteHeader(http.StatusOK)
+	}
 	outW, errW := newFrameWriters(fw)
 	return s.daemon.ContainerLogs(ctx, v["id"], o, func(m daemon.LogMessage) error {
 		line := m.Line
@@ -282,7 +284,11 @@ func (s *Server) getContainerTop(ctx context.Context, w http.ResponseWriter, r *
 
 func (s *Server) deleteContainer(ctx context.Context, w http.ResponseWriter, r *http.Request, v map[string]string) error {
 	if boolValue(r, "link") {
-		return errdefs.InvalidArgument("legacy links are not supported")
+		if err := s.daemon.ContainerRemoveLink(ctx, v["id"]); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 	if err := s.daemon.ContainerRemove(ctx, v["id"], daemon.RemoveOptions{Force: boolValue(r, "force"), Volumes: boolValue(r, "v")}); err != nil {
 		return err
