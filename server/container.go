@@ -284,11 +284,7 @@ func (s *Server) getContainerTop(ctx context.Context, w http.ResponseWriter, r *
 
 func (s *Server) deleteContainer(ctx context.Context, w http.ResponseWriter, r *http.Request, v map[string]string) error {
 	if boolValue(r, "link") {
-		if err := s.daemon.ContainerRemoveLink(ctx, v["id"]); err != nil {
-			return err
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return errdefs.InvalidArgument("legacy links are not supported")
 	}
 	if err := s.daemon.ContainerRemove(ctx, v["id"], daemon.RemoveOptions{Force: boolValue(r, "force"), Volumes: boolValue(r, "v")}); err != nil {
 		return err
