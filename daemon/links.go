@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -318,4 +319,36 @@ func withTCPPriority(a, b network.Port) int {
 		return 1
 	}
 	return cmp.Compare(a.Proto(), b.Proto())
+}
+
+// ContainerRemoveLink removes the link ref names, "parent/alias", from the
+// parent's links (rm --link). A running parent keeps the /etc/hosts line and
+// variables it started with until its next start.
+func (d *Daemon) ContainerRemoveLink(ctx context.Context, ref string) error {
+	full := "/" + strings.Trim(ref, "/")
+	parentName, alias := path.Split(full)
+	if parentName == "/" {
+		return errdefs.InvalidArgument("Conflict, cannot remove the default link name of the container")
+	}
+	parent, err := d.Containers.Get(strings.TrimSuffix(parentName, "/"))
+	if err != nil {
+		return errdefs.NotFound("No such container: %s", ref)
+	}
+	parent.Lock()
+	defer parent.Unlock()
+	kept := make([]string, 0, len(parent.HostConfig.Links))
+	for _, l := range parent.HostConfig.Links {
+		if _, a, err := parseLink(l); err == nil && a == alias {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	if len(kept) == len(parent.HostConfig.Links) {
+		return errdefs.NotFound("No such container: %s", ref)
+	}
+	parent.HostConfig.Links = kept
+	if err := d.Containers.Save(parent); err != nil {
+		return fmt.Errorf("remove link %s of %s: %w", alias, parent.Name, err)
+	}
+	return nil
 }

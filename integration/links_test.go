@@ -78,6 +78,20 @@ func TestLinks(t *testing.T) {
 			}
 			must(t, c.run("start", "db"))
 			must(t, c.run("start", "web2"))
+			// rm --link drops the link and leaves both containers
+			if r := c.run("rm", "--link", "db"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "cannot remove the default link name") {
+				t.Errorf("rm --link of a container name: %s", r)
+			}
+			if r := c.run("rm", "--link", "web2/nolink"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "No such container: web2/nolink") {
+				t.Errorf("rm --link of an unknown link: %s", r)
+			}
+			must(t, c.run("rm", "--link", "/web2/database"))
+			if r := must(t, c.run("inspect", "-f", "{{json .HostConfig.Links}}", "web2")); strings.TrimSpace(r.Stdout) != "[]" && strings.TrimSpace(r.Stdout) != "null" {
+				t.Errorf("Links after rm --link: %s", r.Stdout)
+			}
+			must(t, c.run("stop", "-t", "1", "db"))
+			must(t, c.run("start", "web2")) // no longer needs db
+			must(t, c.run("start", "db"))
 			must(t, c.run("rm", "-f", "web2"))
 
 			// user-defined network: the alias names the linked container for

@@ -30,7 +30,7 @@ func (s *Server) containerRoutes() []route {
 		{http.MethodPost, "/containers/{id}/update", s.postContainerUpdate},
 		{http.MethodGet, "/containers/{id}/logs", s.getContainerLogs},
 		{http.MethodGet, "/containers/{id}/top", s.getContainerTop},
-		{http.MethodDelete, "/containers/{id}", s.deleteContainer},
+		{http.MethodDelete, "/containers/{id:.*}", s.deleteContainer}, // rm --link names "parent/alias"
 	}
 }
 
@@ -284,7 +284,11 @@ func (s *Server) getContainerTop(ctx context.Context, w http.ResponseWriter, r *
 
 func (s *Server) deleteContainer(ctx context.Context, w http.ResponseWriter, r *http.Request, v map[string]string) error {
 	if boolValue(r, "link") {
-		return errdefs.InvalidArgument("legacy links are not supported")
+		if err := s.daemon.ContainerRemoveLink(ctx, v["id"]); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 	if err := s.daemon.ContainerRemove(ctx, v["id"], daemon.RemoveOptions{Force: boolValue(r, "force"), Volumes: boolValue(r, "v")}); err != nil {
 		return err
