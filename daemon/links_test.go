@@ -159,3 +159,45 @@ func TestRegisterLinks(t *testing.T) {
 		}
 	}
 }
+
+func TestContainerRemoveLink(t *testing.T) {
+	db, err := metadata.Open(filepath.Join(t.TempDir(), "metadata.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store, err := container.NewStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := &container.Container{ID: strings.Repeat("a", 64), Name: "/web", Config: &api.Config{},
+		HostConfig: &api.HostConfig{Links: []string{"/db:/web/database", "/cache:/web/cache"}}}
+	if err := store.Add(web); err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{Containers: store}
+	for _, c := range []struct {
+		ref   string
+		left  []string
+		class func(error) bool
+		err   string
+	}{
+		{"web", nil, errdefs.IsInvalidArgument, "cannot remove the default link name"},
+		{"nobody/database", nil, errdefs.IsNotFound, "No such container: nobody/database"},
+		{"web/nolink", nil, errdefs.IsNotFound, "No such container: web/nolink"},
+		{"/web/database", []string{"/cache:/web/cache"}, nil, ""},
+		{"web/database", nil, errdefs.IsNotFound, "No such container: web/database"},
+		{"web/cache", []string{}, nil, ""},
+	} {
+		err := d.ContainerRemoveLink(t.Context(), c.ref)
+		if c.err != "" {
+			if err == nil || !c.class(err) || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("rm --link %s: %v, want %q", c.ref, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(web.HostConfig.Links, c.left) {
+			t.Errorf("rm --link %s: links %q err %v, want %q", c.ref, web.HostConfig.Links, err, c.left)
+		}
+	}
+}
