@@ -38,6 +38,9 @@ type Backend interface {
 	// filesystem), mounts it, lets fn change the files under root, and
 	// commits it as a new image with cfg.
 	CommitFiles(ctx context.Context, parent digest.Digest, cfg *dockerspec.DockerOCIImageConfig, createdBy string, fn func(root string) error) (digest.Digest, error)
+	// CommitLayer makes a new image of parent ("" for none) plus one layer
+	// whose tar write produces, with cfg.
+	CommitLayer(ctx context.Context, parent digest.Digest, cfg *dockerspec.DockerOCIImageConfig, createdBy string, write func(w io.Writer) error) (digest.Digest, error)
 	// MountImage mounts a view of image's files (read-only use) for fn.
 	MountImage(ctx context.Context, image digest.Digest, fn func(root string) error) error
 	// CreateImage makes an image with parent's layers ("" for none), cfg as

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/snapshot"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/go-digest"
@@ -119,6 +120,15 @@ func (f *fakeBackend) CommitContainer(ctx context.Context, id string, cfg *docke
 
 func (f *fakeBackend) CommitFiles(ctx context.Context, parent digest.Digest, cfg *dockerspec.DockerOCIImageConfig, createdBy string, fn func(root string) error) (digest.Digest, error) {
 	return f.newImage(parent, *cfg, "", fn)
+}
+
+func (f *fakeBackend) CommitLayer(ctx context.Context, parent digest.Digest, cfg *dockerspec.DockerOCIImageConfig, createdBy string, write func(w io.Writer) error) (digest.Digest, error) {
+	return f.newImage(parent, *cfg, "", func(root string) error {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(write(pw)) }()
+		defer pr.CloseWithError(io.ErrClosedPipe)
+		return snapshot.CopyIn(ctx, root, "/", pr, snapshot.CopyInOptions{KeepOwner: os.Geteuid() == 0, UID: os.Geteuid(), GID: os.Getegid()})
+	})
 }
 
 func (f *fakeBackend) MountImage(ctx context.Context, id digest.Digest, fn func(root string) error) error {

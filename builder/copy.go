@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
@@ -20,6 +21,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/moby/sys/user"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // copySpec is a COPY or ADD after expansion.
@@ -133,6 +135,33 @@ func (r *buildRun) copy(ctx context.Context, st *stageState, cs copySpec, out io
 		m, _ := strconv.ParseUint(cs.chmod, 8, 32)
 		fm := fs.FileMode(m)
 		mode = &fm
+	}
+	// A COPY from the context is written as the layer's tar directly when
+	// nothing in the image makes it differ from copying file by file.
+	if fromImage == "" && !cs.add && len(cs.sd.SourceContents) == 0 && os.Getenv("BERTH_BUILD_COPY") != "files" {
+		c := copier{dest: dest, mode: mode, exclude: exclude, multi: len(ctxSources) > 1 || nsrc > 1}
+		var plan *layerPlan
+		err := r.withImageView(ctx, st.image, func(view string) error {
+			owner, err := parseChown(view, cs.chown)
+			if err != nil {
+				return err
+			}
+			c.root, c.owner = view, owner
+			plan, err = c.planLayer(ctxSources, r.bc)
+			return err
+		})
+		switch {
+		case err == nil:
+			id, err := r.b.backend.CommitLayer(ctx, st.image, &st.config, createdBy, func(w io.Writer) error {
+				return c.writeLayer(ctx, w, r.bc.fs, plan, r.bc)
+			})
+			if err != nil {
+				return fmt.Errorf("%s failed: %w", where, err)
+			}
+			return r.record(st, key, id, out)
+		case !errors.Is(err, errCopyFiles):
+			return fmt.Errorf("%s failed: %w", where, err)
+		}
 	}
 	id, err := r.b.backend.CommitFiles(ctx, st.image, &st.config, createdBy, func(root string) error {
 		owner, err := parseChown(root, cs.chown)
@@ -419,8 +448,16 @@ func (c *copier) copyAll(ctx context.Context, fsys srcFS, srcs []source, bc *bui
 // relative to it, a file under name.
 func (c *copier) writeTar(w io.Writer, fsys srcFS, s source, name string, skip, reincludes func(string) bool) error {
 	tw := tar.NewWriter(w)
+	if err := c.writeEntries(tw, fsys, s, name, "", skip, reincludes); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// writeEntries writes source s's entries to tw, their names under prefix.
+func (c *copier) writeEntries(tw *tar.Writer, fsys srcFS, s source, name, prefix string, skip, reincludes func(string) bool) error {
 	buf := make([]byte, 256<<10)
-	err := walkSource(fsys, s, skip, reincludes, func(rel string, fi fs.FileInfo) error {
+	return walkSource(fsys, s, skip, reincludes, func(rel string, fi fs.FileInfo) error {
 		entry := name
 		if s.info.IsDir() {
 			entry = relTo(s.rel, rel)
@@ -441,7 +478,7 @@ func (c *copier) writeTar(w io.Writer, fsys srcFS, s source, name string, skip, 
 		if err != nil {
 			return errdefs.System("archive %s: %w", rel, err)
 		}
-		hdr.Name = entry
+		hdr.Name = path.Join(prefix, entry)
 		if fi.IsDir() {
 			hdr.Name += "/"
 		}
@@ -466,10 +503,6 @@ func (c *copier) writeTar(w io.Writer, fsys srcFS, s source, name string, skip, 
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }
 
 // writeContent writes a heredoc source (COPY <<EOF /dest).
@@ -595,4 +628,135 @@ func primaryGroup(root, name string) (int, error) {
 		return 0, errdefs.NotFound("no user %s", name)
 	}
 	return us[0].Gid, nil
+}
+
+// errCopyFiles says a COPY must go file by file through a mounted layer:
+// something in the image (a symlink on the way, an entry of another type,
+// xattrs on a directory) would make a directly written layer differ.
+var errCopyFiles = errors.New("copy needs the file-by-file path")
+
+// layerPlan is a COPY's layer, decided against a view of the image: the
+// directories above each destination, with the image's metadata where they
+// exist, then each source's entries.
+type layerPlan struct {
+	parents []*tar.Header
+	parts   []layerPart
+}
+
+type layerPart struct {
+	s         source
+	targetDir string // absolute, in the image
+	name      string // a file source's name in targetDir ("" for a directory's contents)
+}
+
+// withImageView runs fn with a read-only view of image's files (an empty
+// directory for no image).
+func (r *buildRun) withImageView(ctx context.Context, image digest.Digest, fn func(view string) error) error {
+	if image == "" {
+		dir, err := os.MkdirTemp("", "berth-build-empty-")
+		if err != nil {
+			return errdefs.System("create empty view: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		return fn(dir)
+	}
+	return r.b.backend.MountImage(ctx, image, fn)
+}
+
+// planLayer decides the layer copyAll would make, from c.root (a view of the
+// image), or answers errCopyFiles.
+func (c *copier) planLayer(srcs []source, bc *buildContext) (*layerPlan, error) {
+	p := &layerPlan{}
+	dest := path.Clean(c.dest)
+	seen := map[string]bool{}
+	skip, reincludes := bc.skipper(c.exclude), bc.reincluder(c.exclude)
+	for _, s := range srcs {
+		targetDir, name := dest, ""
+		if !s.info.IsDir() {
+			if c.destIsDir() {
+				name = path.Base(s.rel)
+			} else {
+				targetDir, name = path.Dir(dest), path.Base(dest)
+			}
+		}
+		if err := c.planParents(p, targetDir, seen); err != nil {
+			return nil, err
+		}
+		err := walkSource(bc.fs, s, skip, reincludes, func(rel string, fi fs.FileInfo) error {
+			entry := name
+			if s.info.IsDir() {
+				if entry = relTo(s.rel, rel); entry == "" {
+					return nil
+				}
+			}
+			if strings.HasPrefix(path.Base(entry), ".wh.") {
+				return errCopyFiles // a whiteout name in a layer tar
+			}
+			var st unix.Stat_t
+			if unix.Lstat(path.Join(c.root, targetDir, entry), &st) == nil && (st.Mode&unix.S_IFMT == unix.S_IFDIR) != fi.IsDir() {
+				return errCopyFiles
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		p.parts = append(p.parts, layerPart{s: s, targetDir: targetDir, name: name})
+	}
+	return p, nil
+}
+
+// planParents adds the directories from / down to dir: as the image has
+// them (mode, owner, time), or new as mkdirAll makes them.
+func (c *copier) planParents(p *layerPlan, dir string, seen map[string]bool) error {
+	if dir == "/" {
+		return nil
+	}
+	if err := c.planParents(p, path.Dir(dir), seen); err != nil {
+		return err
+	}
+	if seen[dir] {
+		return nil
+	}
+	seen[dir] = true
+	hdr := &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(dir, "/") + "/", Format: tar.FormatPAX}
+	var st unix.Stat_t
+	err := unix.Lstat(path.Join(c.root, dir), &st)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		hdr.Mode, hdr.Uid, hdr.Gid, hdr.ModTime = 0o755, c.owner[0], c.owner[1], time.Now()
+	case err != nil:
+		return errdefs.System("stat %s in the image: %w", dir, err)
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return errCopyFiles // a symlink or file on the way: resolved only by the file-by-file path
+	default:
+		if n, _ := unix.Llistxattr(path.Join(c.root, dir), nil); n > 0 {
+			return errCopyFiles
+		}
+		hdr.Mode = int64(st.Mode & 0o7777)
+		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+		hdr.ModTime = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	}
+	p.parents = append(p.parents, hdr)
+	return nil
+}
+
+// writeLayer writes the planned layer as a tar.
+func (c *copier) writeLayer(ctx context.Context, w io.Writer, fsys srcFS, p *layerPlan, bc *buildContext) error {
+	tw := tar.NewWriter(w)
+	for _, hdr := range p.parents {
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+	}
+	skip, reincludes := bc.skipper(c.exclude), bc.reincluder(c.exclude)
+	for _, part := range p.parts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := c.writeEntries(tw, fsys, part.s, part.name, strings.TrimPrefix(part.targetDir, "/"), skip, reincludes); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
 }

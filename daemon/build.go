@@ -166,6 +166,19 @@ func (d *Daemon) CommitFiles(ctx context.Context, parent digest.Digest, cfg *doc
 	return img.ID, nil
 }
 
+// CommitLayer implements builder.Backend: the layer's tar goes straight
+// into the image store (no writable layer, no files written one by one).
+func (d *Daemon) CommitLayer(ctx context.Context, parent digest.Digest, cfg *dockerspec.DockerOCIImageConfig, createdBy string, write func(w io.Writer) error) (digest.Digest, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(write(pw)) }()
+	defer pr.CloseWithError(io.ErrClosedPipe)
+	img, err := d.Images.Commit(ctx, image.CommitOptions{Layer: pr, Image: parent, Config: cfg, CreatedBy: createdBy})
+	if err != nil {
+		return "", err
+	}
+	return img.ID, nil
+}
+
 // MountImage implements builder.Backend with a throw-away writable layer,
 // so nothing fn does reaches the image.
 func (d *Daemon) MountImage(ctx context.Context, id digest.Digest, fn func(root string) error) error {

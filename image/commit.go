@@ -29,6 +29,9 @@ type CommitOptions struct {
 	Author, Comment, CreatedBy string
 	// Ref names the new image ("" leaves it untagged).
 	Ref string
+	// Layer, when set, is the new layer's tar, made by the caller instead of
+	// taken from Snapshot's changes (a build's COPY writes it directly).
+	Layer io.Reader
 }
 
 // Commit makes an image of a container: its base image plus one new layer
@@ -66,18 +69,21 @@ func (s *Store) Commit(ctx context.Context, opts CommitOptions) (*Image, error) 
 	if n := len(layers); n > 0 {
 		parent = layers[n-1].ChainID
 	}
-	in, err := s.sn.Stat(ctx, opts.Snapshot)
-	if err != nil {
-		return nil, err
+	layer := opts.Layer
+	if layer == nil {
+		in, err := s.sn.Stat(ctx, opts.Snapshot)
+		if err != nil {
+			return nil, err
+		}
+		if in.Parent != parent {
+			return nil, errdefs.InvalidArgument("commit: snapshot %s is not based on image %s", opts.Snapshot, opts.Image)
+		}
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(s.sn.Diff(ctx, opts.Snapshot, pw)) }()
+		defer pr.CloseWithError(io.ErrClosedPipe)
+		layer = pr
 	}
-	if in.Parent != parent {
-		return nil, errdefs.InvalidArgument("commit: snapshot %s is not based on image %s", opts.Snapshot, opts.Image)
-	}
-
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(s.sn.Diff(ctx, opts.Snapshot, pw)) }()
-	l, err := s.ApplyLayer(ctx, parent, pr)
-	pr.CloseWithError(io.ErrClosedPipe)
+	l, err := s.ApplyLayer(ctx, parent, layer)
 	if err != nil {
 		return nil, err
 	}
