@@ -871,13 +871,7 @@ func newContainerPruneCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(res.Report.ContainersDeleted) > 0 {
-				fmt.Fprintln(c.out, "Deleted Containers:")
-				for _, id := range res.Report.ContainersDeleted {
-					fmt.Fprintln(c.out, id)
-				}
-				fmt.Fprintln(c.out)
-			}
+			printDeleted(c.out, "Deleted Containers:", res.Report.ContainersDeleted, true)
 			fmt.Fprintf(c.out, "Total reclaimed space: %s\n", humanSize(res.Report.SpaceReclaimed))
 			return nil
 		},

@@ -359,28 +359,12 @@ func (c *CLI) pruneImages(cmd *cobra.Command, all bool, filters []string) (strin
 	if err != nil {
 		return "", err
 	}
-	if all {
-		f.Add("dangling", "false")
-	} else {
-		f.Add("dangling", "true")
-	}
-	res, err := api.ImagePrune(cmd.Context(), client.ImagePruneOptions{Filters: f})
+	res, err := api.ImagePrune(cmd.Context(), client.ImagePruneOptions{Filters: imagePruneFilters(f, all)})
 	if err != nil {
 		return "", err
 	}
 	var b bytes.Buffer
-	if len(res.Report.ImagesDeleted) > 0 {
-		b.WriteString("Deleted Images:\n")
-		for _, d := range res.Report.ImagesDeleted {
-			if d.Untagged != "" {
-				fmt.Fprintf(&b, "untagged: %s\n", d.Untagged)
-			}
-			if d.Deleted != "" {
-				fmt.Fprintf(&b, "deleted: %s\n", d.Deleted)
-			}
-		}
-		b.WriteString("\n")
-	}
+	printImagesDeleted(&b, res.Report.ImagesDeleted)
 	fmt.Fprintf(&b, "Total reclaimed space: %s\n", humanSize(res.Report.SpaceReclaimed))
 	return b.String(), nil
 }

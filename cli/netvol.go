@@ -331,12 +331,7 @@ func newNetworkPruneCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(res.Report.NetworksDeleted) > 0 {
-				fmt.Fprintln(c.out, "Deleted Networks:")
-				for _, n := range res.Report.NetworksDeleted {
-					fmt.Fprintln(c.out, n)
-				}
-			}
+			printDeleted(c.out, "Deleted Networks:", res.Report.NetworksDeleted, false) // docker: no blank line, no total
 			return nil
 		},
 	}
@@ -489,13 +484,7 @@ func newVolumePruneCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(res.Report.VolumesDeleted) > 0 {
-				fmt.Fprintln(c.out, "Deleted Volumes:")
-				for _, v := range res.Report.VolumesDeleted {
-					fmt.Fprintln(c.out, v)
-				}
-				fmt.Fprintln(c.out)
-			}
+			printDeleted(c.out, "Deleted Volumes:", res.Report.VolumesDeleted, true)
 			fmt.Fprintf(c.out, "Total reclaimed space: %s\n", humanSize(res.Report.SpaceReclaimed))
 			return nil
 		},

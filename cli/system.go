@@ -18,6 +18,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -442,66 +443,31 @@ func newSystemPruneCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(cr.Report.ContainersDeleted) > 0 {
-				fmt.Fprintln(c.out, "Deleted Containers:")
-				for _, id := range cr.Report.ContainersDeleted {
-					fmt.Fprintln(c.out, id)
-				}
-				fmt.Fprintln(c.out)
-			}
+			printDeleted(c.out, "Deleted Containers:", cr.Report.ContainersDeleted, true)
 			total += cr.Report.SpaceReclaimed
 			nr, err := api.NetworkPrune(ctx, client.NetworkPruneOptions{Filters: f})
 			if err != nil {
 				return err
 			}
-			if len(nr.Report.NetworksDeleted) > 0 {
-				fmt.Fprintln(c.out, "Deleted Networks:")
-				for _, n := range nr.Report.NetworksDeleted {
-					fmt.Fprintln(c.out, n)
-				}
-				fmt.Fprintln(c.out)
-			}
+			printDeleted(c.out, "Deleted Networks:", nr.Report.NetworksDeleted, true)
 			if volumes {
 				vr, err := api.VolumePrune(ctx, client.VolumePruneOptions{Filters: f})
 				if err != nil {
 					return err
 				}
-				if len(vr.Report.VolumesDeleted) > 0 {
-					fmt.Fprintln(c.out, "Deleted Volumes:")
-					for _, v := range vr.Report.VolumesDeleted {
-						fmt.Fprintln(c.out, v)
-					}
-					fmt.Fprintln(c.out)
-				}
+				printDeleted(c.out, "Deleted Volumes:", vr.Report.VolumesDeleted, true)
 				total += vr.Report.SpaceReclaimed
 			}
 			ir, err := api.ImagePrune(ctx, client.ImagePruneOptions{Filters: imagePruneFilters(f, all)})
 			if err != nil {
 				return err
 			}
-			if len(ir.Report.ImagesDeleted) > 0 {
-				fmt.Fprintln(c.out, "Deleted Images:")
-				for _, d := range ir.Report.ImagesDeleted {
-					if d.Untagged != "" {
-						fmt.Fprintf(c.out, "untagged: %s\n", d.Untagged)
-					}
-					if d.Deleted != "" {
-						fmt.Fprintf(c.out, "deleted: %s\n", d.Deleted)
-					}
-				}
-				fmt.Fprintln(c.out)
-			}
+			printImagesDeleted(c.out, ir.Report.ImagesDeleted)
 			total += ir.Report.SpaceReclaimed
 			br, err := api.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: all, Filters: f})
 			switch {
 			case err == nil:
-				if len(br.Report.CachesDeleted) > 0 {
-					fmt.Fprintln(c.out, "Deleted build cache objects:")
-					for _, id := range br.Report.CachesDeleted {
-						fmt.Fprintln(c.out, id)
-					}
-					fmt.Fprintln(c.out)
-				}
+				printDeleted(c.out, "Deleted build cache objects:", br.Report.CachesDeleted, true)
 				total += br.Report.SpaceReclaimed
 			case cerrdefs.IsNotFound(err) || cerrdefs.IsNotImplemented(err):
 				// a daemon without a build cache has nothing to prune
@@ -520,6 +486,40 @@ func newSystemPruneCommand(c *CLI) *cobra.Command {
 	return cmd
 }
 
+// printDeleted writes a prune report's list as docker does: the header,
+// one line per item, and (blank) an empty line; nothing for no items.
+func printDeleted(w io.Writer, header string, items []string, blank bool) {
+	if len(items) == 0 {
+		return
+	}
+	fmt.Fprintln(w, header)
+	for _, it := range items {
+		fmt.Fprintln(w, it)
+	}
+	if blank {
+		fmt.Fprintln(w)
+	}
+}
+
+// printImagesDeleted writes an image prune's list: untagged and deleted lines.
+func printImagesDeleted(w io.Writer, deleted []image.DeleteResponse) {
+	if len(deleted) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Deleted Images:")
+	for _, d := range deleted {
+		if d.Untagged != "" {
+			fmt.Fprintf(w, "untagged: %s\n", d.Untagged)
+		}
+		if d.Deleted != "" {
+			fmt.Fprintf(w, "deleted: %s\n", d.Deleted)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// imagePruneFilters adds docker's dangling filter: dangling images only,
+// or (all) every unused image.
 func imagePruneFilters(f client.Filters, all bool) client.Filters {
 	out := f.Clone()
 	if out == nil {
