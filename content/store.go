@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -243,7 +244,7 @@ func (w *Writer) Commit(ctx context.Context) (digest.Digest, error) {
 		os.Remove(tmp)
 		return "", errdefs.System("commit content %s: %w", dgst, err)
 	}
-	if err := syncDir(filepath.Dir(target)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(target)); err != nil {
 		return "", errdefs.System("sync content dir for %s: %w", dgst, err)
 	}
 	return dgst, nil
@@ -331,15 +332,6 @@ func (s *Store) Usage(ctx context.Context) (int64, error) {
 		return nil
 	})
 	return total, err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 type contextReader struct {

@@ -62,6 +62,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
@@ -349,7 +350,10 @@ func (o *Overlay) Unpack(ctx context.Context, key string, r io.Reader, opts Unpa
 		os.Remove(f.Name())
 		return size, err
 	}
-	return size, syncDir(dir)
+	if err := fsutil.SyncDir(dir); err != nil {
+		return size, errdefs.System("unpack into snapshot %s: sync: %w", key, err)
+	}
+	return size, nil
 }
 
 // Verify checks a committed snapshot's layer image, if it has one: the
@@ -423,7 +427,10 @@ func (o *Overlay) LinkData(ctx context.Context, key, path string) error {
 	if err := os.Rename(tmp, filepath.Join(dir, layerData)); err != nil {
 		return errdefs.System("link layer data of %s: %w", key, err)
 	}
-	return syncDir(dir)
+	if err := fsutil.SyncDir(dir); err != nil {
+		return errdefs.System("link layer data of %s: sync: %w", key, err)
+	}
+	return nil
 }
 
 // MoveContent moves what was unpacked into the active snapshot from to the
@@ -449,7 +456,10 @@ func (o *Overlay) MoveContent(ctx context.Context, from, to string) error {
 				return errdefs.System("move snapshot content %s to %s: %w", from, to, err)
 			}
 		}
-		return syncDir(ddir)
+		if err := fsutil.SyncDir(ddir); err != nil {
+			return errdefs.System("move snapshot content %s to %s: sync: %w", from, to, err)
+		}
+		return nil
 	}
 	dfs := filepath.Join(ddir, "fs")
 	if err := os.Remove(dfs); err != nil {
@@ -458,18 +468,6 @@ func (o *Overlay) MoveContent(ctx context.Context, from, to string) error {
 	if err := os.Rename(filepath.Join(sdir, "fs"), dfs); err != nil {
 		os.Mkdir(dfs, 0o755)
 		return errdefs.System("move snapshot content %s to %s: %w", from, to, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return errdefs.System("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return errdefs.System("sync %s: %w", dir, err)
 	}
 	return nil
 }

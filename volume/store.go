@@ -20,6 +20,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 	"github.com/berth-dev/berth/metadata"
 )
 
@@ -235,7 +236,7 @@ func (s *Store) makeDir(name string) error {
 	if err := os.Chmod(filepath.Join(tmp, "_data"), 0o755); err != nil { // umask
 		return fail(err)
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := fsutil.SyncDir(tmp); err != nil {
 		return fail(err)
 	}
 	final := filepath.Join(s.root, name)
@@ -254,7 +255,7 @@ func (s *Store) makeDir(name string) error {
 	if err := os.Rename(tmp, final); err != nil {
 		return fail(err)
 	}
-	if err := syncDir(s.root); err != nil {
+	if err := fsutil.SyncDir(s.root); err != nil {
 		return errdefs.System("create directory of volume %s: %w", name, err)
 	}
 	return nil
@@ -331,7 +332,7 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	if err := os.Rename(filepath.Join(s.root, name), trash); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return errdefs.System("remove %s: %w", name, err)
 	}
-	if err := syncDir(s.root); err != nil {
+	if err := fsutil.SyncDir(s.root); err != nil {
 		return errdefs.System("remove %s: %w", name, err)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -505,16 +506,4 @@ func copyMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
 }
