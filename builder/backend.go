@@ -41,7 +41,7 @@ type Backend interface {
 	// CommitLayer makes a new image of parent ("" for none) plus one layer
 	// whose tar write produces, with cfg.
 	CommitLayer(ctx context.Context, parent digest.Digest, cfg *dockerspec.DockerOCIImageConfig, createdBy string, write func(w io.Writer) error) (digest.Digest, error)
-	// MountImage mounts a view of image's files (read-only use) for fn.
+	// MountImage mounts image's files read-only for fn.
 	MountImage(ctx context.Context, image digest.Digest, fn func(root string) error) error
 	// CreateImage makes an image with parent's layers ("" for none), cfg as
 	// its runtime config and an empty-layer history entry createdBy.

@@ -179,21 +179,22 @@ func (d *Daemon) CommitLayer(ctx context.Context, parent digest.Digest, cfg *doc
 	return img.ID, nil
 }
 
-// MountImage implements builder.Backend with a throw-away writable layer,
-// so nothing fn does reaches the image.
+// MountImage implements builder.Backend with the image's layers mounted
+// read-only (no writable layer to create and remove: a COPY consults it).
 func (d *Daemon) MountImage(ctx context.Context, id digest.Digest, fn func(root string) error) error {
 	img, err := d.Images.Get(ctx, id.String())
 	if err != nil {
 		return err
 	}
-	key := "build-view-" + randomHex()
-	if _, err := d.Snapshots.Prepare(ctx, key, img.ChainID); err != nil {
-		return err
+	if img.ChainID == "" { // no layers: an empty file system
+		dir, err := os.MkdirTemp("", "berth-build-empty-")
+		if err != nil {
+			return errdefs.System("create empty build view: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		return fn(dir)
 	}
-	defer func() {
-		logErr("remove build view", d.Snapshots.Remove(context.WithoutCancel(ctx), key), "key", key)
-	}()
-	return d.withMounted(ctx, key, fn)
+	return d.withMounted(ctx, img.ChainID, fn)
 }
 
 func (d *Daemon) withMounted(ctx context.Context, key string, fn func(root string) error) error {
